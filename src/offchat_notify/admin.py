@@ -1,0 +1,88 @@
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.db import transaction
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
+
+from .models import Event, Notification
+
+
+@admin.register(Event)
+class EventAdmin(admin.ModelAdmin):
+    list_display = [
+        "id",
+        "verb",
+        "title",
+        "state",
+        "recipient_count",
+        "skipped_count",
+        "attempts",
+        "duration_ms",
+        "created_at",
+        "delivered_at",
+    ]
+    list_filter = ["state", "level", "verb", "created_at"]
+    search_fields = ["verb", "title", "key", "last_error"]
+    date_hierarchy = "created_at"
+    raw_id_fields = ["actor"]
+    readonly_fields = [
+        "state",
+        "attempts",
+        "recipient_count",
+        "skipped_count",
+        "last_error",
+        "created_at",
+        "updated_at",
+        "started_at",
+        "delivered_at",
+        "duration_ms",
+    ]
+    actions = ["retry_delivery"]
+
+    @admin.action(description=_("Retry delivery of the selected events"))
+    def retry_delivery(self, request: HttpRequest, queryset: QuerySet[Event]) -> None:
+        """Hand the selected Events to the backend again. Delivered rows are not duplicated."""
+        from .backends import get_backend
+
+        backend = get_backend()
+        ids = list(
+            queryset.exclude(state=Event.State.DELIVERED).values_list("pk", flat=True)
+        )
+        queryset.filter(pk__in=ids).update(state=Event.State.PENDING)
+        for event_id in ids:
+            transaction.on_commit(lambda event_id=event_id: backend.dispatch(event_id))
+        self.message_user(
+            request,
+            ngettext(
+                "%(count)d event sent for delivery again.",
+                "%(count)d events sent for delivery again.",
+                len(ids),
+            )
+            % {"count": len(ids)},
+            messages.SUCCESS,
+        )
+
+
+@admin.register(Notification)
+class NotificationAdmin(admin.ModelAdmin):
+    list_display = ["id", "recipient", "event", "created_at", "read_at"]
+    list_filter = [("read_at", admin.EmptyFieldListFilter), "event__verb", "created_at"]
+    search_fields = ["event__verb", "event__title"]
+    list_select_related = ["event", "recipient"]
+    raw_id_fields = ["event", "recipient"]
+    readonly_fields = ["created_at"]
+    actions = ["mark_read", "mark_unread"]
+    show_full_result_count = False
+
+    @admin.action(description=_("Mark the selected notifications read"))
+    def mark_read(self, request: HttpRequest, queryset: QuerySet[Notification]) -> None:
+        count = queryset.mark_read()  # type: ignore[attr-defined]
+        self.message_user(request, _("%(count)d marked read.") % {"count": count})
+
+    @admin.action(description=_("Mark the selected notifications unread"))
+    def mark_unread(self, request: HttpRequest, queryset: QuerySet[Notification]) -> None:
+        count = queryset.mark_unread()  # type: ignore[attr-defined]
+        self.message_user(request, _("%(count)d marked unread.") % {"count": count})

@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.conf import settings
+from django.core import checks
+
+from ..conf import get_settings
+from ..delivery import deliver
+from .base import BaseBackend
+
+logger = logging.getLogger(__name__)
+
+
+class DramatiqBackend(BaseBackend):
+    """Send the Event id to the ``offchat_notify.deliver_event`` actor.
+
+    The broker is the one django-dramatiq builds from ``DRAMATIQ_BROKER``;
+    workers run with ``manage.py rundramatiq``. When the broker cannot be
+    reached, ``OFFCHAT_NOTIFY["ON_BROKER_ERROR"]`` decides: ``"defer"`` leaves
+    the Event pending for the relay, ``"sync"`` delivers inline, ``"raise"``
+    lets the error reach the caller.
+    """
+
+    def dispatch(self, event_id: int) -> None:
+        from ..tasks import deliver_event
+
+        try:
+            deliver_event.send(event_id)
+        except Exception as exc:
+            self.handle_broker_error(event_id, exc)
+
+    def handle_broker_error(self, event_id: int, exc: Exception) -> None:
+        policy = get_settings().ON_BROKER_ERROR
+        if policy == "raise":
+            raise exc
+        if policy == "sync":
+            logger.warning(
+                "Broker unavailable (%s); delivering event %s inline.", exc, event_id
+            )
+            try:
+                deliver(event_id)
+            except Exception:
+                logger.exception("Inline fallback delivery of event %s failed.", event_id)
+            return
+        logger.warning(
+            "Broker unavailable (%s); event %s stays pending for the relay.", exc, event_id
+        )
+
+    def check(self, **kwargs: Any) -> list[checks.CheckMessage]:
+        from ..checks import check_dramatiq_setup
+
+        return check_dramatiq_setup(settings)

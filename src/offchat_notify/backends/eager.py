@@ -1,0 +1,24 @@
+from __future__ import annotations
+
+import dramatiq
+
+from .base import BaseBackend
+
+
+class EagerBackend(BaseBackend):
+    """Run the Dramatiq actor's own code in-process, like Celery's always-eager mode.
+
+    The actor's arguments make a round trip through dramatiq's encoder first,
+    so whatever would break on a real broker breaks here too. Errors propagate
+    to the caller: this backend is meant for tests.
+    """
+
+    delivers_inline = True
+
+    def dispatch(self, event_id: int) -> None:
+        from ..tasks import deliver_event
+
+        message = deliver_event.message(event_id)
+        encoder = dramatiq.get_encoder()
+        decoded = encoder.decode(encoder.encode(message.asdict()))
+        deliver_event.fn(*decoded["args"], **decoded["kwargs"])

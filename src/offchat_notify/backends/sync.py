@@ -1,0 +1,25 @@
+from __future__ import annotations
+
+import logging
+
+from ..delivery import deliver
+from .base import BaseBackend
+
+logger = logging.getLogger(__name__)
+
+
+class SyncBackend(BaseBackend):
+    """Deliver inline, in the process that called ``notify()``, after commit.
+
+    For development and small sites without a worker. The request pays for the
+    whole fan-out. A failed delivery does not break the caller: it is logged
+    and recorded on the Event (state ``failed``), from where it can be retried.
+    """
+
+    delivers_inline = True
+
+    def dispatch(self, event_id: int) -> None:
+        try:
+            deliver(event_id)
+        except Exception:
+            logger.exception("Inline delivery of event %s failed.", event_id)

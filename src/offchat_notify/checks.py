@@ -1,0 +1,170 @@
+"""System checks, tag ``offchat_notify``. Every id is documented in docs/checks.rst.
+
+Ids are never reused; retired ones stay listed here as reserved.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.apps import apps
+from django.conf import settings
+from django.core import checks
+from django.utils.module_loading import import_string
+
+from .conf import find_problems, get_settings, raw_setting
+
+#: The middleware the documented ``DRAMATIQ_BROKER`` lists; workers need both.
+REQUIRED_MIDDLEWARE = {
+    "dramatiq.middleware.Retries": "failed deliveries would never be retried",
+    "django_dramatiq.middleware.DbConnectionsMiddleware": (
+        "workers would keep stale database connections"
+    ),
+}
+
+EXAMPLE_BROKER = (
+    'DRAMATIQ_BROKER = {"BROKER": "dramatiq.brokers.redis.RedisBroker", '
+    '"OPTIONS": {"url": "redis://127.0.0.1:6379/0"}, "MIDDLEWARE": ['
+    '"dramatiq.middleware.AgeLimit", "dramatiq.middleware.TimeLimit", '
+    '"dramatiq.middleware.Callbacks", "dramatiq.middleware.Retries", '
+    '"django_dramatiq.middleware.DbConnectionsMiddleware"]}'
+)
+
+
+def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """E001-E004: the ``OFFCHAT_NOTIFY`` setting, its backend and its role resolver."""
+    problems = find_problems(raw_setting())
+    errors: list[checks.CheckMessage] = [
+        checks.Error(
+            f"OFFCHAT_NOTIFY[{p.key!r}] {p.msg}" if p.key else f"OFFCHAT_NOTIFY {p.msg}",
+            hint=p.hint,
+            id=p.id,
+        )
+        for p in problems
+    ]
+    if errors:
+        return errors
+    from .backends import get_backend
+    from .exceptions import NotifyConfigurationError
+    from .roles import get_role_resolver
+
+    try:
+        backend = get_backend()
+    except NotifyConfigurationError as e:
+        errors.append(
+            checks.Error(
+                str(e),
+                hint="Set OFFCHAT_NOTIFY['BACKEND'] to 'sync', 'eager', 'dramatiq' or the "
+                "dotted path of an offchat_notify.backends.base.BaseBackend subclass.",
+                id="offchat_notify.E003",
+            )
+        )
+    else:
+        errors.extend(backend.check())
+    try:
+        get_role_resolver()
+    except NotifyConfigurationError as e:
+        errors.append(
+            checks.Error(
+                str(e),
+                hint="Use offchat_notify.roles.GroupRoles, FieldRoles or FlagRoles, or the "
+                "dotted path of an offchat_notify.roles.BaseRoles subclass.",
+                id="offchat_notify.E004",
+            )
+        )
+    return errors
+
+
+def check_dramatiq_setup(django_settings: Any) -> list[checks.CheckMessage]:
+    """E005-E008, W001-W002: what the ``dramatiq`` backend needs from django-dramatiq."""
+    if not apps.is_installed("django_dramatiq"):
+        return [
+            checks.Error(
+                "The 'dramatiq' backend needs django_dramatiq in INSTALLED_APPS.",
+                hint="Add 'django_dramatiq' to INSTALLED_APPS; it builds the broker from "
+                "DRAMATIQ_BROKER and provides manage.py rundramatiq.",
+                id="offchat_notify.E005",
+            )
+        ]
+    broker = getattr(django_settings, "DRAMATIQ_BROKER", None)
+    if not isinstance(broker, dict) or "BROKER" not in broker:
+        return [
+            checks.Error(
+                "The 'dramatiq' backend needs a DRAMATIQ_BROKER setting with a BROKER.",
+                hint=f"For Redis: {EXAMPLE_BROKER}",
+                id="offchat_notify.E006",
+            )
+        ]
+    messages: list[checks.CheckMessage] = []
+    try:
+        import_string(broker["BROKER"])
+    except ImportError as e:
+        messages.append(
+            checks.Error(
+                f"DRAMATIQ_BROKER['BROKER'] {broker['BROKER']!r} does not import: {e}",
+                hint='Install the broker\'s extra: pip install "offchat-notify[redis]" or '
+                '"offchat-notify[rabbitmq]", and check the dotted path.',
+                id="offchat_notify.E007",
+            )
+        )
+    if "MIDDLEWARE" not in broker:
+        messages.append(
+            checks.Warning(
+                "DRAMATIQ_BROKER has no MIDDLEWARE list, so django-dramatiq builds the broker "
+                "with no middleware at all: no retries, no time limits, stale database "
+                "connections in workers.",
+                hint=f"List the middleware explicitly: {EXAMPLE_BROKER}",
+                id="offchat_notify.W001",
+            )
+        )
+        return messages
+    for path in broker["MIDDLEWARE"]:
+        if not isinstance(path, str):
+            continue
+        try:
+            import_string(path)
+        except ImportError:
+            hint = "Remove it, or fix the dotted path."
+            if path == "dramatiq.middleware.Prometheus":
+                hint = (
+                    "dramatiq 2 moved it: use 'dramatiq.middleware.prometheus.Prometheus' "
+                    "(needs prometheus-client) or drop it. django-dramatiq's default "
+                    "MIDDLEWARE list still names the old path, so set MIDDLEWARE explicitly."
+                )
+            messages.append(
+                checks.Error(
+                    f"DRAMATIQ_BROKER['MIDDLEWARE'] names {path!r}, which does not import.",
+                    hint=hint,
+                    id="offchat_notify.E008",
+                )
+            )
+    names = {p if isinstance(p, str) else f"{type(p).__module__}.{type(p).__name__}"
+             for p in broker["MIDDLEWARE"]}
+    for path, consequence in REQUIRED_MIDDLEWARE.items():
+        if path not in names:
+            messages.append(
+                checks.Warning(
+                    f"DRAMATIQ_BROKER['MIDDLEWARE'] lacks {path}: {consequence}.",
+                    hint=f"Add {path!r} to DRAMATIQ_BROKER['MIDDLEWARE'].",
+                    id="offchat_notify.W002",
+                )
+            )
+    return messages
+
+
+def check_deploy(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """W003 (deploy): an in-process backend in production."""
+    try:
+        backend = get_settings().BACKEND
+    except Exception:  # reported by check_settings
+        return []
+    if backend in ("sync", "eager") and not settings.DEBUG:
+        return [
+            checks.Warning(
+                f"OFFCHAT_NOTIFY['BACKEND'] is {backend!r} with DEBUG off: every request "
+                "that notifies pays for the whole fan-out.",
+                hint="Use the 'dramatiq' backend in production and run manage.py rundramatiq.",
+                id="offchat_notify.W003",
+            )
+        ]
+    return []

@@ -1,0 +1,175 @@
+"""Settings: defaults, validation, and a cache reset on ``setting_changed``.
+
+This is the only module that reads ``settings.OFFCHAT_NOTIFY``. Everything
+else calls :func:`get_settings`, which returns a frozen, validated object.
+The same validators feed the system checks (``checks.py``), so a mistake is
+reported identically by ``manage.py check`` and at first use.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import re
+from typing import Any
+
+from django.conf import settings as django_settings
+
+from .exceptions import NotifyConfigurationError
+
+SETTING_NAME = "OFFCHAT_NOTIFY"
+
+#: The short names of the built-in backends, mapped to their classes.
+BUILTIN_BACKENDS = {
+    "sync": "offchat_notify.backends.sync.SyncBackend",
+    "eager": "offchat_notify.backends.eager.EagerBackend",
+    "dramatiq": "offchat_notify.backends.dramatiq.DramatiqBackend",
+}
+
+#: What ``ON_BROKER_ERROR`` may say.
+BROKER_ERROR_POLICIES = ("defer", "sync", "raise")
+
+#: Every key ``OFFCHAT_NOTIFY`` accepts, with its default.
+DEFAULTS: dict[str, Any] = {
+    "BACKEND": "dramatiq",
+    "QUEUE": "offchat_notify",
+    "ROLE_RESOLVER": "offchat_notify.roles.GroupRoles",
+    "ROLE_RESOLVER_OPTIONS": {},
+    "ADMIN_ROLE": "admin",
+    "CHUNK_SIZE": 1000,
+    "ON_BROKER_ERROR": "defer",
+    "RETENTION_DAYS": None,
+    "SCHEDULE": {},
+}
+
+# dramatiq's own rule for queue names (dramatiq/actor.py).
+_QUEUE_NAME_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9._-]*$")
+
+
+@dataclasses.dataclass(frozen=True)
+class Problem:
+    """One thing wrong with the settings, as a check and an exception report it."""
+
+    id: str
+    key: str
+    msg: str
+    hint: str
+
+    def __str__(self) -> str:
+        return f"{SETTING_NAME}[{self.key!r}]: {self.msg} {self.hint}"
+
+
+@dataclasses.dataclass(frozen=True)
+class NotifySettings:
+    """The validated ``OFFCHAT_NOTIFY`` setting merged over :data:`DEFAULTS`."""
+
+    BACKEND: str
+    QUEUE: str
+    ROLE_RESOLVER: str
+    ROLE_RESOLVER_OPTIONS: dict[str, Any]
+    ADMIN_ROLE: str
+    CHUNK_SIZE: int
+    ON_BROKER_ERROR: str
+    RETENTION_DAYS: int | None
+    SCHEDULE: dict[str, Any]
+
+    @property
+    def backend_path(self) -> str:
+        """The dotted path of the backend class, short names expanded."""
+        return BUILTIN_BACKENDS.get(self.BACKEND, self.BACKEND)
+
+
+def raw_setting() -> Any:
+    return getattr(django_settings, SETTING_NAME, {})
+
+
+def find_problems(raw: Any) -> list[Problem]:
+    """Return everything wrong with the shape and values of ``raw``.
+
+    Importability of dotted paths is checked separately, by
+    ``checks.py``, because importing belongs to the check run, not to here.
+    """
+    if not isinstance(raw, dict):
+        return [
+            Problem(
+                "offchat_notify.E001",
+                "",
+                f"must be a dict, not {type(raw).__name__}.",
+                'Write OFFCHAT_NOTIFY = {"BACKEND": "dramatiq", ...}.',
+            )
+        ]
+    problems = []
+    for key in sorted(set(raw) - set(DEFAULTS), key=str):
+        close = [k for k in DEFAULTS if k.replace("_", "") == str(key).upper().replace("_", "")]
+        hint = f"Did you mean {close[0]!r}? " if close else ""
+        problems.append(
+            Problem(
+                "offchat_notify.E001",
+                key,
+                "is not a known setting.",
+                f"{hint}Known keys: {', '.join(DEFAULTS)}.",
+            )
+        )
+    merged = {**DEFAULTS, **raw}
+
+    def bad(key: str, msg: str, hint: str) -> None:
+        problems.append(Problem("offchat_notify.E002", key, msg, hint))
+
+    for key in ("BACKEND", "ROLE_RESOLVER", "ADMIN_ROLE", "QUEUE"):
+        if not isinstance(merged[key], str) or not merged[key]:
+            bad(key, f"must be a non-empty string, not {merged[key]!r}.", f"Default: {DEFAULTS[key]!r}.")
+    if isinstance(merged["QUEUE"], str) and merged["QUEUE"] and not _QUEUE_NAME_RE.match(
+        merged["QUEUE"]
+    ):
+        bad(
+            "QUEUE",
+            f"{merged['QUEUE']!r} is not a valid dramatiq queue name.",
+            "Use letters, digits, '.', '_' and '-', starting with a letter or '_'.",
+        )
+    chunk = merged["CHUNK_SIZE"]
+    if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
+        bad("CHUNK_SIZE", f"must be a positive integer, not {chunk!r}.", "Default: 1000.")
+    if merged["ON_BROKER_ERROR"] not in BROKER_ERROR_POLICIES:
+        bad(
+            "ON_BROKER_ERROR",
+            f"must be one of {', '.join(map(repr, BROKER_ERROR_POLICIES))}, "
+            f"not {merged['ON_BROKER_ERROR']!r}.",
+            "'defer' leaves the Event pending for the relay; 'sync' delivers inline; "
+            "'raise' lets the broker error reach the caller.",
+        )
+    days = merged["RETENTION_DAYS"]
+    if days is not None and (isinstance(days, bool) or not isinstance(days, int) or days < 1):
+        bad(
+            "RETENTION_DAYS",
+            f"must be None or a positive integer, not {days!r}.",
+            "None keeps notifications forever.",
+        )
+    for key in ("ROLE_RESOLVER_OPTIONS", "SCHEDULE"):
+        if not isinstance(merged[key], dict):
+            bad(key, f"must be a dict, not {type(merged[key]).__name__}.", "Default: {}.")
+    return problems
+
+
+@functools.cache
+def get_settings() -> NotifySettings:
+    """Return the validated settings, cached until ``OFFCHAT_NOTIFY`` changes.
+
+    Raises:
+        NotifyConfigurationError: the setting has an unknown key or a bad value.
+    """
+    raw = raw_setting()
+    problems = find_problems(raw)
+    if problems:
+        raise NotifyConfigurationError(str(problems[0]))
+    return NotifySettings(**{**DEFAULTS, **raw})
+
+
+def reset_caches(*, setting: str, **kwargs: Any) -> None:
+    """``setting_changed`` receiver: forget everything derived from the settings."""
+    if setting not in (SETTING_NAME, "AUTH_USER_MODEL", "DRAMATIQ_BROKER"):
+        return
+    get_settings.cache_clear()
+    from . import backends, roles
+
+    backends.get_backend.cache_clear()
+    roles.get_role_resolver.cache_clear()

@@ -1,0 +1,119 @@
+"""The one delivery path. Every backend ends here, in a worker or inline.
+
+``deliver(event_id)`` resolves the Event's audience page by page, writes one
+Notification per recipient, and records the outcome on the Event. It is
+idempotent: the unique (event, recipient) constraint turns a second delivery,
+a retry after a crash, or two workers racing on one Event into no-ops for the
+rows already written.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+
+from django.db import transaction
+from django.utils import timezone
+
+from .audience import Audience, active_users, iter_recipient_ids
+from .conf import get_settings
+from .models import Event, Notification
+from .roles import get_role_resolver
+
+logger = logging.getLogger(__name__)
+
+
+def deliver(event_id: int) -> Event | None:
+    """Deliver the Event ``event_id`` to its audience; return it, or ``None`` if it is gone.
+
+    An Event already delivered is left alone. On an error the Event is marked
+    failed with the error, and the exception propagates so the caller (the
+    actor's retry middleware, or the sync backend) sees it.
+    """
+    started = time.monotonic()
+    event = _claim(event_id)
+    if event is None:
+        return None
+    if event.state == Event.State.DELIVERED:
+        logger.debug("Event %s is already delivered; nothing to do.", event_id)
+        return event
+    try:
+        audience = Audience.from_spec(event.audience)
+        write_notifications(event.pk, audience)
+        recipients = Notification.objects.filter(event_id=event.pk).count()
+        skipped = count_skipped(audience)
+    except BaseException as exc:
+        _record_failure(event, exc)
+        raise
+    duration_ms = int((time.monotonic() - started) * 1000)
+    Event.objects.filter(pk=event.pk).update(
+        state=Event.State.DELIVERED,
+        recipient_count=recipients,
+        skipped_count=skipped,
+        delivered_at=timezone.now(),
+        updated_at=timezone.now(),
+        duration_ms=duration_ms,
+        last_error="",
+    )
+    event.refresh_from_db()
+    logger.info(
+        "Delivered event %s (%s) to %d recipient(s) in %d ms.",
+        event.pk,
+        event.verb,
+        recipients,
+        duration_ms,
+    )
+    return event
+
+
+def write_notifications(event_id: int, audience: Audience) -> int:
+    """Insert the Notification rows of one Event, a page at a time; return pages written."""
+    conf = get_settings()
+    resolver = get_role_resolver()
+    pages = 0
+    for ids in iter_recipient_ids(audience, resolver, conf.CHUNK_SIZE):
+        Notification.objects.bulk_create(
+            [Notification(event_id=event_id, recipient_id=pk) for pk in ids],
+            ignore_conflicts=True,
+        )
+        pages += 1
+    return pages
+
+
+def count_skipped(audience: Audience) -> int:
+    """How many explicitly named user ids are not active users."""
+    named = sorted(audience.explicit_ids())
+    chunk = get_settings().CHUNK_SIZE
+    found = 0
+    for start in range(0, len(named), chunk):
+        found += active_users().filter(pk__in=named[start : start + chunk]).count()
+    return len(named) - found
+
+
+def _claim(event_id: int) -> Event | None:
+    """Mark the Event as being delivered and count the attempt."""
+    with transaction.atomic():
+        event = Event.objects.select_for_update().filter(pk=event_id).first()
+        if event is None:
+            logger.warning("Event %s does not exist; dropping its delivery.", event_id)
+            return None
+        if event.state != Event.State.DELIVERED:
+            now = timezone.now()
+            event.state = Event.State.DELIVERING
+            event.attempts += 1
+            event.started_at = now
+            event.updated_at = now
+            event.save(update_fields=["state", "attempts", "started_at", "updated_at"])
+    return event
+
+
+def _record_failure(event: Event, exc: BaseException) -> None:
+    error = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+    logger.error("Delivering event %s failed: %s", event.pk, error)
+    try:
+        Event.objects.filter(pk=event.pk).exclude(state=Event.State.DELIVERED).update(
+            state=Event.State.FAILED, last_error=error[:10_000], updated_at=timezone.now()
+        )
+    except Exception:  # the database itself may be what failed
+        logger.exception("Could not record the failure of event %s.", event.pk)

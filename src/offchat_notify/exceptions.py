@@ -1,0 +1,60 @@
+"""The errors offchat-notify raises.
+
+Two families, kept apart on purpose:
+
+* :class:`NotifyError` and its subclasses are runtime errors: bad input at a
+  call, a failed delivery. Code may catch them.
+* :class:`NotifyConfigurationError` and its subclasses are configuration
+  mistakes. They derive from Django's ``ImproperlyConfigured`` and *not* from
+  :class:`NotifyError`, so an ``except NotifyError`` can never swallow them.
+"""
+
+from __future__ import annotations
+
+from django.core.exceptions import ImproperlyConfigured
+
+
+class NotifyError(Exception):
+    """Root of the runtime errors. Do not raise directly."""
+
+
+class InvalidNotification(NotifyError, ValueError):
+    """A ``notify()`` call was given input it cannot store or deliver."""
+
+
+class UnknownRole(InvalidNotification, LookupError):
+    """An audience names a role the configured role resolver does not know."""
+
+
+class RegistrationError(NotifyError):
+    """A registry rule could not be registered or unregistered."""
+
+
+class AlreadyRegistered(RegistrationError):
+    """A rule with the same model, event and name is already registered."""
+
+
+class NotRegistered(RegistrationError, LookupError):
+    """No rule matches what was asked to be unregistered."""
+
+
+class DeliveryError(NotifyError):
+    """Delivering an Event failed."""
+
+
+class NotifyConfigurationError(ImproperlyConfigured):
+    """``settings.OFFCHAT_NOTIFY`` (or a setting it depends on) is wrong."""
+
+
+class InvalidNotifierBackend(NotifyConfigurationError):
+    """``OFFCHAT_NOTIFY['BACKEND']`` does not name a usable backend."""
+
+
+class NotifyImproperlyInstalled(NotifyConfigurationError, ImportError):
+    """An optional dependency is missing; the message names the pip extra."""
+
+    def __init__(self, missing: str, *, extra: str) -> None:
+        super().__init__(
+            f"{missing} is not installed. Install it with: "
+            f'pip install "offchat-notify[{extra}]"'
+        )

@@ -1,0 +1,158 @@
+"""Storage: one :class:`Event` per ``notify()`` call, one :class:`Notification` per recipient."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.contenttypes.fields import GenericForeignKey
+from django.contrib.contenttypes.models import ContentType
+from django.db import models
+from django.db.models.functions import Now
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+
+class Event(models.Model):
+    """What happened and who must hear of it: the unit of delivery.
+
+    The request writes one Event and nothing else. Workers read the payload
+    and the audience spec from here; the broker only ever carries the id.
+    """
+
+    class State(models.TextChoices):
+        PENDING = "pending", _("pending")
+        QUEUED = "queued", _("queued")
+        DELIVERING = "delivering", _("delivering")
+        DELIVERED = "delivered", _("delivered")
+        FAILED = "failed", _("failed")
+
+    class Level(models.TextChoices):
+        DEBUG = "debug", _("debug")
+        INFO = "info", _("info")
+        SUCCESS = "success", _("success")
+        WARNING = "warning", _("warning")
+        ERROR = "error", _("error")
+
+    id = models.BigAutoField(primary_key=True)
+    verb = models.CharField(_("verb"), max_length=255)
+    title = models.CharField(_("title"), max_length=255, blank=True)
+    body = models.TextField(_("body"), blank=True)
+    level = models.CharField(_("level"), max_length=10, choices=Level.choices, default=Level.INFO)
+    data = models.JSONField(_("data"), default=dict, blank=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("actor"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    target_content_type = models.ForeignKey(
+        ContentType,
+        verbose_name=_("target type"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    target_object_id = models.CharField(_("target id"), max_length=255, blank=True)
+    target = GenericForeignKey("target_content_type", "target_object_id")
+    audience = models.JSONField(_("audience"))
+    key = models.CharField(_("idempotency key"), max_length=255, null=True, blank=True, unique=True)
+
+    state = models.CharField(
+        _("state"), max_length=12, choices=State.choices, default=State.PENDING
+    )
+    attempts = models.PositiveIntegerField(_("attempts"), default=0)
+    recipient_count = models.PositiveIntegerField(_("recipients"), default=0)
+    skipped_count = models.PositiveIntegerField(
+        _("skipped"), default=0, help_text=_("Named user ids that are not active users.")
+    )
+    last_error = models.TextField(_("last error"), blank=True)
+    created_at = models.DateTimeField(_("created"), default=timezone.now, db_index=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+    started_at = models.DateTimeField(_("delivery started"), null=True, blank=True)
+    delivered_at = models.DateTimeField(_("delivered"), null=True, blank=True)
+    duration_ms = models.PositiveIntegerField(_("delivery time (ms)"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("event")
+        verbose_name_plural = _("events")
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["state", "updated_at"], name="offchat_event_state_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.verb} #{self.pk} ({self.state})"
+
+
+class NotificationQuerySet(models.QuerySet["Notification"]):
+    def for_user(self, user: object) -> NotificationQuerySet:
+        """Notifications addressed to ``user`` (a user instance or a primary key)."""
+        return self.filter(recipient=user)
+
+    def unread(self) -> NotificationQuerySet:
+        return self.filter(read_at__isnull=True)
+
+    def read(self) -> NotificationQuerySet:
+        return self.filter(read_at__isnull=False)
+
+    def mark_read(self) -> int:
+        """Mark the unread notifications of this queryset read; return how many changed."""
+        return self.filter(read_at__isnull=True).update(read_at=timezone.now())
+
+    def mark_unread(self) -> int:
+        return self.filter(read_at__isnull=False).update(read_at=None)
+
+    def with_event(self) -> NotificationQuerySet:
+        """Newest first, with the Event joined: what an inbox page needs."""
+        return self.select_related("event", "event__actor").order_by("-id")
+
+
+class Notification(models.Model):
+    """One recipient's copy of an :class:`Event`. Narrow on purpose: fan-out writes many."""
+
+    id = models.BigAutoField(primary_key=True)
+    event = models.ForeignKey(
+        Event, verbose_name=_("event"), on_delete=models.CASCADE, related_name="notifications"
+    )
+    recipient = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("recipient"),
+        on_delete=models.CASCADE,
+        related_name="offchat_notifications",
+    )
+    created_at = models.DateTimeField(_("created"), db_default=Now())
+    read_at = models.DateTimeField(_("read"), null=True, blank=True)
+
+    objects = NotificationQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("notification")
+        verbose_name_plural = _("notifications")
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["event", "recipient"], name="offchat_notification_once"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["recipient", "-id"], name="offchat_inbox_idx"),
+            models.Index(
+                fields=["recipient"],
+                condition=models.Q(read_at__isnull=True),
+                name="offchat_unread_idx",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event.verb} -> {self.recipient_id}"
+
+    @property
+    def is_read(self) -> bool:
+        return self.read_at is not None
+
+    def mark_read(self) -> None:
+        if self.read_at is None:
+            self.read_at = timezone.now()
+            type(self).objects.filter(pk=self.pk, read_at__isnull=True).update(
+                read_at=self.read_at
+            )

@@ -1,0 +1,184 @@
+"""Role resolvers: turn a role name into a filter on the user model.
+
+A resolver is chosen by ``OFFCHAT_NOTIFY["ROLE_RESOLVER"]`` (a dotted path)
+and built with ``OFFCHAT_NOTIFY["ROLE_RESOLVER_OPTIONS"]`` as keyword
+arguments. Resolvers never load users: they return a ``Q`` that the worker
+applies, page by page, to the user table.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.core.exceptions import FieldDoesNotExist
+from django.db.models import Q
+from django.utils.module_loading import import_string
+
+from .conf import get_settings
+from .exceptions import NotifyConfigurationError, UnknownRole
+
+
+class BaseRoles:
+    """Base class of role resolvers.
+
+    Subclasses implement :meth:`known` (is this a role at all?) and
+    :meth:`filter` (the users holding it). Unknown keyword options are refused
+    so a typo in ``ROLE_RESOLVER_OPTIONS`` is an error, not a silent default.
+    """
+
+    def __init__(self, **options: Any) -> None:
+        if options:
+            raise NotifyConfigurationError(
+                f"OFFCHAT_NOTIFY['ROLE_RESOLVER_OPTIONS']: {type(self).__name__} takes no "
+                f"option {sorted(options)[0]!r}."
+            )
+
+    def known(self, role: str) -> bool:
+        """Return whether ``role`` names a role this resolver can resolve."""
+        raise NotImplementedError(f"{type(self).__name__} must implement known().")
+
+    def filter(self, role: str) -> Q:
+        """Return a filter on the user model selecting the holders of ``role``."""
+        raise NotImplementedError(f"{type(self).__name__} must implement filter().")
+
+    def validate(self, role: str) -> None:
+        """Raise :class:`~offchat_notify.exceptions.UnknownRole` unless ``role`` is known."""
+        if not self.known(role):
+            raise UnknownRole(
+                f"Unknown role {role!r} for {type(self).__name__}. {self.unknown_hint(role)}"
+            )
+
+    def unknown_hint(self, role: str) -> str:
+        return ""
+
+
+class _CachedExistence:
+    """Remember, for a short while, role names already seen to exist.
+
+    Validating a role costs a query on the request path; a name that existed a
+    moment ago almost surely still does. Only positive answers are cached.
+    """
+
+    ttl = 30.0
+
+    def __init__(self) -> None:
+        self._seen: dict[str, float] = {}
+
+    def __call__(self, role: str, exists: Any) -> bool:
+        now = time.monotonic()
+        if self._seen.get(role, 0.0) > now:
+            return True
+        if exists():
+            self._seen[role] = now + self.ttl
+            return True
+        return False
+
+
+class GroupRoles(BaseRoles):
+    """A role is a ``django.contrib.auth`` Group; its holders are the group's members.
+
+    This is the default resolver. ``Audience.role("admin")`` means "members of
+    the Group named admin".
+    """
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self._cache = _CachedExistence()
+
+    def known(self, role: str) -> bool:
+        from django.contrib.auth.models import Group
+
+        return self._cache(role, Group.objects.filter(name=role).exists)
+
+    def filter(self, role: str) -> Q:
+        user_model = get_user_model()
+        membership = user_model.groups.through.objects.filter(group__name=role)
+        return Q(pk__in=membership.values("user_id"))
+
+    def unknown_hint(self, role: str) -> str:
+        return f"Create the Group (Group.objects.create(name={role!r})) or fix the name."
+
+
+class FieldRoles(BaseRoles):
+    """A role is the value of a field on the user model, for example ``user.role``.
+
+    Options: ``field`` (default ``"role"``) and ``roles``, the allowed values.
+    Without ``roles``, the field's ``choices`` are used; a field with neither
+    accepts any value that at least one user holds.
+    """
+
+    def __init__(self, *, field: str = "role", roles: Iterable[str] | None = None) -> None:
+        self.field_name = field
+        self.roles = frozenset(roles) if roles is not None else None
+        self._cache = _CachedExistence()
+
+    def _field(self) -> Any:
+        user_model = get_user_model()
+        try:
+            return user_model._meta.get_field(self.field_name)
+        except FieldDoesNotExist:
+            raise NotifyConfigurationError(
+                f"OFFCHAT_NOTIFY['ROLE_RESOLVER_OPTIONS']: the user model "
+                f"{user_model._meta.label} has no field {self.field_name!r}."
+            ) from None
+
+    def known(self, role: str) -> bool:
+        if self.roles is not None:
+            return role in self.roles
+        field = self._field()
+        if field.choices:
+            return role in {str(value) for value, _label in field.flatchoices}
+        user_model = get_user_model()
+        return self._cache(
+            role, user_model._default_manager.filter(**{self.field_name: role}).exists
+        )
+
+    def filter(self, role: str) -> Q:
+        return Q(**{self.field_name: role})
+
+
+class FlagRoles(BaseRoles):
+    """Roles from the user model's flags: ``staff`` (``is_staff``), ``superuser``
+    and ``admin`` (both ``is_superuser``)."""
+
+    flags = {"staff": "is_staff", "superuser": "is_superuser", "admin": "is_superuser"}
+
+    def known(self, role: str) -> bool:
+        return role in self.flags
+
+    def filter(self, role: str) -> Q:
+        return Q(**{self.flags[role]: True})
+
+    def unknown_hint(self, role: str) -> str:
+        return f"FlagRoles knows {', '.join(sorted(self.flags))}."
+
+
+def load_role_resolver(path: str, options: dict[str, Any]) -> BaseRoles:
+    try:
+        cls = import_string(path)
+    except ImportError as e:
+        raise NotifyConfigurationError(
+            f"OFFCHAT_NOTIFY['ROLE_RESOLVER']: could not import {path!r}: {e}"
+        ) from e
+    if not (isinstance(cls, type) and issubclass(cls, BaseRoles)):
+        raise NotifyConfigurationError(
+            f"OFFCHAT_NOTIFY['ROLE_RESOLVER']: {path!r} is not a subclass of "
+            "offchat_notify.roles.BaseRoles."
+        )
+    try:
+        return cls(**options)
+    except TypeError as e:
+        raise NotifyConfigurationError(
+            f"OFFCHAT_NOTIFY['ROLE_RESOLVER_OPTIONS']: {path} rejected the options: {e}"
+        ) from e
+
+
+@functools.cache
+def get_role_resolver() -> BaseRoles:
+    """The configured resolver, built once per process (reset when settings change)."""
+    conf = get_settings()
+    return load_role_resolver(conf.ROLE_RESOLVER, conf.ROLE_RESOLVER_OPTIONS)

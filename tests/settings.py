@@ -1,0 +1,129 @@
+"""Settings for the test suite. Service addresses come from the environment.
+
+DATABASE_URL  postgres://USER@HOST:PORT/NAME, or sqlite:///PATH (default: PostgreSQL
+              at 127.0.0.1:5432/test when it answers, else an SQLite file)
+REDIS_URL     redis://127.0.0.1:6379/0
+RABBITMQ_URL  amqp://guest:guest@127.0.0.1:5672/%2F
+TEST_BROKER   stub (default), redis or rabbitmq: the broker django-dramatiq builds
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import tempfile
+from urllib.parse import unquote, urlsplit
+
+REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+RABBITMQ_URL = os.environ.get("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
+DEFAULT_POSTGRES = "postgres://postgres@127.0.0.1:5432/test"
+#: Redis keys of this run live under this prefix, so runs do not see each other.
+REDIS_NAMESPACE = os.environ.get("TEST_REDIS_NAMESPACE", f"offchat-test-{os.getpid()}")
+
+
+def _answers(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def _database(url: str) -> dict:
+    parts = urlsplit(url)
+    if parts.scheme == "sqlite":
+        return {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": parts.path.lstrip("/") or os.path.join(tempfile.gettempdir(), "offchat.db"),
+        }
+    if parts.scheme in ("postgres", "postgresql"):
+        name = parts.path.lstrip("/") or "test"
+        return {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": name,
+            "USER": unquote(parts.username or "postgres"),
+            "PASSWORD": unquote(parts.password or ""),
+            "HOST": parts.hostname or "127.0.0.1",
+            "PORT": str(parts.port or 5432),
+            # The worker processes started by the tests connect to the test database.
+            "TEST": {"NAME": os.environ.get("TEST_DATABASE_NAME") or f"test_{name}"},
+        }
+    raise ValueError(f"Unsupported DATABASE_URL scheme: {url!r}")
+
+
+DATABASE_URL = os.environ.get("DATABASE_URL") or (
+    DEFAULT_POSTGRES if _answers("127.0.0.1", 5432) else "sqlite://"
+)
+DATABASES = {"default": _database(DATABASE_URL)}
+if os.environ.get("OFFCHAT_WORKER_DATABASE"):
+    # A worker process started by a test: use the test database directly.
+    DATABASES["default"]["NAME"] = os.environ["OFFCHAT_WORKER_DATABASE"]
+
+_BROKERS = {
+    "stub": {"BROKER": "dramatiq.brokers.stub.StubBroker", "OPTIONS": {}},
+    "redis": {
+        "BROKER": "dramatiq.brokers.redis.RedisBroker",
+        "OPTIONS": {"url": REDIS_URL, "namespace": REDIS_NAMESPACE},
+    },
+    "rabbitmq": {
+        "BROKER": "dramatiq.brokers.rabbitmq.RabbitmqBroker",
+        "OPTIONS": {"url": RABBITMQ_URL},
+    },
+}
+DRAMATIQ_BROKER = {
+    **_BROKERS[os.environ.get("TEST_BROKER", "stub")],
+    "MIDDLEWARE": [
+        "dramatiq.middleware.AgeLimit",
+        "dramatiq.middleware.TimeLimit",
+        "dramatiq.middleware.Callbacks",
+        "dramatiq.middleware.Retries",
+        "django_dramatiq.middleware.DbConnectionsMiddleware",
+    ],
+}
+
+SECRET_KEY = "offchat-notify-tests"
+DEBUG = False
+USE_TZ = True
+TIME_ZONE = "UTC"
+ROOT_URLCONF = "tests.urls"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+AUTH_USER_MODEL = "testapp.User"
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django_dramatiq",
+    "offchat_notify",
+    "tests.testapp",
+]
+MIDDLEWARE = [
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+]
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+OFFCHAT_NOTIFY = {"BACKEND": "sync"}
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "loggers": {"offchat_notify": {"handlers": ["console"], "level": "WARNING"}},
+}
