@@ -48,9 +48,7 @@ class EventAdmin(admin.ModelAdmin):
         from .backends import get_backend
 
         backend = get_backend()
-        ids = list(
-            queryset.exclude(state=Event.State.DELIVERED).values_list("pk", flat=True)
-        )
+        ids = list(queryset.exclude(state=Event.State.DELIVERED).values_list("pk", flat=True))
         queryset.filter(pk__in=ids).update(state=Event.State.PENDING)
         for event_id in ids:
             transaction.on_commit(lambda event_id=event_id: backend.dispatch(event_id))

@@ -84,9 +84,7 @@ def notify(
         event = Event.objects.create(audience=audience.spec, **fields)
 
     event_id = event.pk
-    transaction.on_commit(
-        lambda: backend.dispatch(event_id), using=router.db_for_write(Event)
-    )
+    transaction.on_commit(lambda: backend.dispatch(event_id), using=router.db_for_write(Event))
     return event
 
 
@@ -170,7 +168,9 @@ def _check_json(value: Any, path: str) -> None:
     if isinstance(value, dict):
         for k, v in value.items():
             if not isinstance(k, str):
-                raise InvalidNotification(f"{path} has a non-string key {k!r}; JSON keys are strings.")
+                raise InvalidNotification(
+                    f"{path} has a non-string key {k!r}; JSON keys are strings."
+                )
             _check_json(v, f"{path}[{k!r}]")
     elif isinstance(value, (list, tuple)):
         for i, v in enumerate(value):
@@ -183,5 +183,3 @@ def _check_json(value: Any, path: str) -> None:
             f"{path} is a {type(value).__name__}, which is not JSON-serialisable. "
             "Convert it first (for example str() for dates and UUIDs)."
         )
-
-

@@ -42,7 +42,7 @@ def _to_pk(value: Any) -> Any:
                 f"{value._meta.label}."
             )
         value = value.pk
-    if value is None or isinstance(value, bool):
+    if value is None or isinstance(value, (bool, float)):
         raise InvalidNotification(f"{value!r} is not a user id.")
     try:
         pk = user_model._meta.pk.to_python(value)

@@ -138,8 +138,10 @@ def check_dramatiq_setup(django_settings: Any) -> list[checks.CheckMessage]:
                     id="offchat_notify.E008",
                 )
             )
-    names = {p if isinstance(p, str) else f"{type(p).__module__}.{type(p).__name__}"
-             for p in broker["MIDDLEWARE"]}
+    names = {
+        p if isinstance(p, str) else f"{type(p).__module__}.{type(p).__name__}"
+        for p in broker["MIDDLEWARE"]
+    }
     for path, consequence in REQUIRED_MIDDLEWARE.items():
         if path not in names:
             messages.append(

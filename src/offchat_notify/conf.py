@@ -9,6 +9,7 @@ reported identically by ``manage.py check`` and at first use.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import functools
 import re
 from typing import Any
@@ -100,7 +101,7 @@ def find_problems(raw: Any) -> list[Problem]:
         ]
     problems = []
     for key in sorted(set(raw) - set(DEFAULTS), key=str):
-        close = [k for k in DEFAULTS if k.replace("_", "") == str(key).upper().replace("_", "")]
+        close = difflib.get_close_matches(str(key).upper(), DEFAULTS, n=1)
         hint = f"Did you mean {close[0]!r}? " if close else ""
         problems.append(
             Problem(
@@ -117,9 +118,15 @@ def find_problems(raw: Any) -> list[Problem]:
 
     for key in ("BACKEND", "ROLE_RESOLVER", "ADMIN_ROLE", "QUEUE"):
         if not isinstance(merged[key], str) or not merged[key]:
-            bad(key, f"must be a non-empty string, not {merged[key]!r}.", f"Default: {DEFAULTS[key]!r}.")
-    if isinstance(merged["QUEUE"], str) and merged["QUEUE"] and not _QUEUE_NAME_RE.match(
-        merged["QUEUE"]
+            bad(
+                key,
+                f"must be a non-empty string, not {merged[key]!r}.",
+                f"Default: {DEFAULTS[key]!r}.",
+            )
+    if (
+        isinstance(merged["QUEUE"], str)
+        and merged["QUEUE"]
+        and not _QUEUE_NAME_RE.match(merged["QUEUE"])
     ):
         bad(
             "QUEUE",

@@ -55,6 +55,5 @@ class NotifyImproperlyInstalled(NotifyConfigurationError, ImportError):
 
     def __init__(self, missing: str, *, extra: str) -> None:
         super().__init__(
-            f"{missing} is not installed. Install it with: "
-            f'pip install "offchat-notify[{extra}]"'
+            f'{missing} is not installed. Install it with: pip install "offchat-notify[{extra}]"'
         )

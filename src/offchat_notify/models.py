@@ -130,9 +130,7 @@ class Notification(models.Model):
         verbose_name_plural = _("notifications")
         ordering = ["-id"]
         constraints = [
-            models.UniqueConstraint(
-                fields=["event", "recipient"], name="offchat_notification_once"
-            )
+            models.UniqueConstraint(fields=["event", "recipient"], name="offchat_notification_once")
         ]
         indexes = [
             models.Index(fields=["recipient", "-id"], name="offchat_inbox_idx"),
@@ -153,6 +151,4 @@ class Notification(models.Model):
     def mark_read(self) -> None:
         if self.read_at is None:
             self.read_at = timezone.now()
-            type(self).objects.filter(pk=self.pk, read_at__isnull=True).update(
-                read_at=self.read_at
-            )
+            type(self).objects.filter(pk=self.pk, read_at__isnull=True).update(read_at=self.read_at)

@@ -11,8 +11,9 @@ import functools
 
 from django.utils.module_loading import import_string
 
-from ..conf import get_settings
-from ..exceptions import InvalidNotifierBackend
+from offchat_notify.conf import get_settings
+from offchat_notify.exceptions import InvalidNotifierBackend
+
 from .base import BaseBackend
 
 __all__ = ["BaseBackend", "get_backend", "load_backend"]

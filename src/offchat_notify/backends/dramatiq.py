@@ -6,8 +6,9 @@ from typing import Any
 from django.conf import settings
 from django.core import checks
 
-from ..conf import get_settings
-from ..delivery import deliver
+from offchat_notify.conf import get_settings
+from offchat_notify.delivery import deliver
+
 from .base import BaseBackend
 
 logger = logging.getLogger(__name__)
@@ -24,7 +25,7 @@ class DramatiqBackend(BaseBackend):
     """
 
     def dispatch(self, event_id: int) -> None:
-        from ..tasks import deliver_event
+        from offchat_notify.tasks import deliver_event
 
         try:
             deliver_event.send(event_id)
@@ -36,9 +37,7 @@ class DramatiqBackend(BaseBackend):
         if policy == "raise":
             raise exc
         if policy == "sync":
-            logger.warning(
-                "Broker unavailable (%s); delivering event %s inline.", exc, event_id
-            )
+            logger.warning("Broker unavailable (%s); delivering event %s inline.", exc, event_id)
             try:
                 deliver(event_id)
             except Exception:
@@ -49,6 +48,6 @@ class DramatiqBackend(BaseBackend):
         )
 
     def check(self, **kwargs: Any) -> list[checks.CheckMessage]:
-        from ..checks import check_dramatiq_setup
+        from offchat_notify.checks import check_dramatiq_setup
 
         return check_dramatiq_setup(settings)

@@ -16,7 +16,7 @@ class EagerBackend(BaseBackend):
     delivers_inline = True
 
     def dispatch(self, event_id: int) -> None:
-        from ..tasks import deliver_event
+        from offchat_notify.tasks import deliver_event
 
         message = deliver_event.message(event_id)
         encoder = dramatiq.get_encoder()

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import logging
 
-from ..delivery import deliver
+from offchat_notify.delivery import deliver
+
 from .base import BaseBackend
 
 logger = logging.getLogger(__name__)

@@ -1,0 +1,166 @@
+"""Shared fixtures.
+
+Services (PostgreSQL, Redis, RabbitMQ) are found through DATABASE_URL,
+REDIS_URL and RABBITMQ_URL. A test that needs one the machine lacks is skipped
+with the reason on a laptop, and fails when the CI environment variable is set,
+so CI can never pass by skipping.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.conf import settings
+from django.contrib.auth.models import Group
+
+from offchat_notify.conf import reset_caches
+
+from .helpers import WorkerProcess, require
+
+
+def _redis_answers() -> bool:
+    import redis
+
+    try:
+        return bool(redis.Redis.from_url(settings.REDIS_URL, socket_timeout=1).ping())
+    except redis.RedisError:
+        return False
+
+
+def _rabbitmq_answers() -> bool:
+    import pika
+
+    try:
+        pika.BlockingConnection(pika.URLParameters(settings.RABBITMQ_URL)).close()
+    except Exception:
+        return False
+    return True
+
+
+@pytest.fixture(autouse=True)
+def _fresh_caches() -> Iterator[None]:
+    reset_caches(setting="OFFCHAT_NOTIFY")
+    yield
+    reset_caches(setting="OFFCHAT_NOTIFY")
+
+
+@pytest.fixture
+def postgres(transactional_db: None) -> None:
+    """A committed-transaction PostgreSQL database that other processes can see."""
+    from django.db import connection
+
+    require(
+        "PostgreSQL",
+        connection.vendor == "postgresql",
+        f"the test database is {connection.vendor}; set DATABASE_URL=postgres://...",
+    )
+
+
+@pytest.fixture
+def redis_url() -> str:
+    require("Redis", _redis_answers(), f"nothing answers at {settings.REDIS_URL} (REDIS_URL)")
+    return settings.REDIS_URL
+
+
+@pytest.fixture
+def rabbitmq_url() -> str:
+    require(
+        "RabbitMQ",
+        _rabbitmq_answers(),
+        f"nothing answers at {settings.RABBITMQ_URL} (RABBITMQ_URL)",
+    )
+    return settings.RABBITMQ_URL
+
+
+@pytest.fixture
+def make_users(db: None) -> Callable[..., list[Any]]:
+    """Create ``n`` users, optionally in a Group; return them in pk order."""
+    from django.contrib.auth import get_user_model
+
+    counter = iter(range(10**9))
+
+    def make(n: int, *, group: str | None = None, **fields: Any) -> list[Any]:
+        user_model = get_user_model()
+        tag = uuid.uuid4().hex[:8]
+        users = user_model.objects.bulk_create(
+            [user_model(username=f"u{tag}-{next(counter)}", **fields) for _ in range(n)]
+        )
+        if group is not None:
+            g, _ = Group.objects.get_or_create(name=group)
+            through = user_model.groups.through
+            through.objects.bulk_create([through(user_id=u.pk, group_id=g.pk) for u in users])
+        return sorted(users, key=lambda u: u.pk)
+
+    return make
+
+
+def _swap_actor_broker(broker: Any) -> Iterator[Any]:
+    """Point the library's actor at ``broker`` for one test, then restore it."""
+    import dramatiq
+
+    from offchat_notify.tasks import deliver_event
+
+    previous_global = dramatiq.get_broker()
+    previous = deliver_event.broker
+    broker.declare_actor(deliver_event)
+    deliver_event.broker = broker
+    dramatiq.set_broker(broker)
+    try:
+        yield broker
+    finally:
+        deliver_event.broker = previous
+        dramatiq.set_broker(previous_global)
+        broker.close()
+
+
+def _middleware() -> list[Any]:
+    from django_dramatiq.utils import load_middleware
+
+    return [load_middleware(path) for path in settings.DRAMATIQ_BROKER["MIDDLEWARE"]]
+
+
+@pytest.fixture
+def redis_broker(redis_url: str) -> Iterator[Any]:
+    """A Redis broker in a namespace of its own, flushed before and after."""
+    from dramatiq.brokers.redis import RedisBroker
+
+    broker = RedisBroker(
+        url=redis_url, namespace=settings.REDIS_NAMESPACE, middleware=_middleware()
+    )
+    broker.flush_all()
+    yield from _swap_actor_broker(broker)
+    broker.flush_all()
+
+
+@pytest.fixture
+def rabbitmq_broker(rabbitmq_url: str) -> Iterator[Any]:
+    from dramatiq.brokers.rabbitmq import RabbitmqBroker
+
+    broker = RabbitmqBroker(url=rabbitmq_url, middleware=_middleware())
+    from offchat_notify.tasks import deliver_event
+
+    broker.declare_queue(deliver_event.queue_name)
+    broker.flush_all()
+    yield from _swap_actor_broker(broker)
+
+
+@pytest.fixture
+def start_worker(postgres: None, tmp_path: Path) -> Iterator[Callable[[str], WorkerProcess]]:
+    """Start real worker processes on the test database; stop them after the test."""
+    from django.db import connection
+
+    workers: list[WorkerProcess] = []
+
+    def start(broker: str) -> WorkerProcess:
+        log = tmp_path / f"worker-{len(workers)}.log"
+        worker = WorkerProcess(broker, connection.settings_dict["NAME"], log).start()
+        workers.append(worker)
+        return worker
+
+    yield start
+    for worker in workers:
+        worker.stop()

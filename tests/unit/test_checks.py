@@ -1,0 +1,162 @@
+"""System checks: exact messages, stable ids."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from unittest import mock
+
+import pytest
+from django.core import checks
+from django.core.management import call_command
+from django.core.management.base import SystemCheckError
+from django.test import override_settings
+from django_dramatiq.apps import DEFAULT_BROKER_SETTINGS
+
+from offchat_notify.checks import (
+    EXAMPLE_BROKER,
+    check_deploy,
+    check_dramatiq_setup,
+    check_settings,
+)
+
+GOOD_MIDDLEWARE = [
+    "dramatiq.middleware.AgeLimit",
+    "dramatiq.middleware.Retries",
+    "django_dramatiq.middleware.DbConnectionsMiddleware",
+]
+
+
+def broker(**overrides):
+    value = {"BROKER": "dramatiq.brokers.stub.StubBroker", "MIDDLEWARE": GOOD_MIDDLEWARE}
+    value.update(overrides)
+    return SimpleNamespace(DRAMATIQ_BROKER={k: v for k, v in value.items() if v is not None})
+
+
+def test_a_good_setup_has_no_messages():
+    assert check_settings() == []
+    assert check_dramatiq_setup(broker()) == []
+
+
+def test_unknown_key():
+    with override_settings(OFFCHAT_NOTIFY={"BACKEND": "sync", "QUEUES": "x"}):
+        assert check_settings() == [
+            checks.Error(
+                "OFFCHAT_NOTIFY['QUEUES'] is not a known setting.",
+                hint="Did you mean 'QUEUE'? Known keys: BACKEND, QUEUE, ROLE_RESOLVER, "
+                "ROLE_RESOLVER_OPTIONS, ADMIN_ROLE, CHUNK_SIZE, ON_BROKER_ERROR, "
+                "RETENTION_DAYS, SCHEDULE.",
+                id="offchat_notify.E001",
+            )
+        ]
+
+
+def test_bad_value():
+    with override_settings(OFFCHAT_NOTIFY={"BACKEND": "sync", "CHUNK_SIZE": "big"}):
+        assert check_settings() == [
+            checks.Error(
+                "OFFCHAT_NOTIFY['CHUNK_SIZE'] must be a positive integer, not 'big'.",
+                hint="Default: 1000.",
+                id="offchat_notify.E002",
+            )
+        ]
+
+
+def test_backend_that_does_not_import():
+    with override_settings(OFFCHAT_NOTIFY={"BACKEND": "myproject.backends.Nope"}):
+        (error,) = check_settings()
+    assert error.id == "offchat_notify.E003"
+    assert "could not import 'myproject.backends.Nope'" in error.msg
+
+
+def test_backend_that_is_not_a_backend():
+    with override_settings(OFFCHAT_NOTIFY={"BACKEND": "django.db.models.Model"}):
+        (error,) = check_settings()
+    assert error.id == "offchat_notify.E003"
+    assert "is not a subclass of offchat_notify.backends.base.BaseBackend" in error.msg
+
+
+def test_unknown_resolver():
+    with override_settings(OFFCHAT_NOTIFY={"BACKEND": "sync", "ROLE_RESOLVER": "x.Roles"}):
+        (error,) = check_settings()
+    assert error.id == "offchat_notify.E004"
+    assert "could not import 'x.Roles'" in error.msg
+
+
+def test_resolver_options_it_does_not_take():
+    with override_settings(
+        OFFCHAT_NOTIFY={"BACKEND": "sync", "ROLE_RESOLVER_OPTIONS": {"field": "role"}}
+    ):
+        (error,) = check_settings()
+    assert error.id == "offchat_notify.E004"
+
+
+def test_dramatiq_backend_delegates_to_the_broker_checks():
+    with override_settings(OFFCHAT_NOTIFY={"BACKEND": "dramatiq"}, DRAMATIQ_BROKER={}):
+        assert [e.id for e in check_settings()] == ["offchat_notify.E006"]
+
+
+def test_dramatiq_backend_without_django_dramatiq_installed():
+    with mock.patch("offchat_notify.checks.apps.is_installed", return_value=False):
+        (error,) = check_dramatiq_setup(broker())
+    assert error.id == "offchat_notify.E005"
+    assert error.hint.startswith("Add 'django_dramatiq' to INSTALLED_APPS")
+
+
+def test_no_dramatiq_broker_setting():
+    assert check_dramatiq_setup(SimpleNamespace()) == [
+        checks.Error(
+            "The 'dramatiq' backend needs a DRAMATIQ_BROKER setting with a BROKER.",
+            hint=f"For Redis: {EXAMPLE_BROKER}",
+            id="offchat_notify.E006",
+        )
+    ]
+
+
+def test_broker_class_that_does_not_import():
+    (error,) = check_dramatiq_setup(broker(BROKER="dramatiq.brokers.nope.NopeBroker"))
+    assert error.id == "offchat_notify.E007"
+
+
+def test_django_dramatiq_default_middleware_list_is_explained():
+    # Given django-dramatiq's own default DRAMATIQ_BROKER (which names a class
+    # dramatiq 2 removed)
+    messages = check_dramatiq_setup(SimpleNamespace(DRAMATIQ_BROKER=DEFAULT_BROKER_SETTINGS))
+    # Then
+    (error,) = [m for m in messages if m.id == "offchat_notify.E008"]
+    assert error.msg == (
+        "DRAMATIQ_BROKER['MIDDLEWARE'] names 'dramatiq.middleware.Prometheus', "
+        "which does not import."
+    )
+    assert "dramatiq.middleware.prometheus.Prometheus" in error.hint
+
+
+def test_missing_middleware_list_warns():
+    (warning,) = check_dramatiq_setup(broker(MIDDLEWARE=None))
+    assert warning.id == "offchat_notify.W001"
+    assert warning.level == checks.WARNING
+
+
+def test_middleware_list_without_retries_or_db_connections_warns():
+    messages = check_dramatiq_setup(broker(MIDDLEWARE=["dramatiq.middleware.AgeLimit"]))
+    assert [(m.id, m.msg.split(":")[0]) for m in messages] == [
+        ("offchat_notify.W002", "DRAMATIQ_BROKER['MIDDLEWARE'] lacks dramatiq.middleware.Retries"),
+        (
+            "offchat_notify.W002",
+            "DRAMATIQ_BROKER['MIDDLEWARE'] lacks "
+            "django_dramatiq.middleware.DbConnectionsMiddleware",
+        ),
+    ]
+
+
+@pytest.mark.parametrize(("backend", "count"), [("sync", 1), ("eager", 1), ("dramatiq", 0)])
+def test_deploy_check_warns_about_in_process_backends(backend, count):
+    with override_settings(OFFCHAT_NOTIFY={"BACKEND": backend}, DEBUG=False):
+        assert [m.id for m in check_deploy()] == ["offchat_notify.W003"] * count
+
+
+def test_manage_py_check_reports_by_tag():
+    with (
+        override_settings(OFFCHAT_NOTIFY={"BACKEND": "sync", "CHUNK_SIZE": 0}),
+        pytest.raises(SystemCheckError, match=r"offchat_notify\.E002"),
+    ):
+        call_command("check", tags=["offchat_notify"])
