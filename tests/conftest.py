@@ -8,6 +8,7 @@ so CI can never pass by skipping.
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,7 +20,7 @@ from django.contrib.auth.models import Group
 
 from offchat_notify.conf import reset_caches
 
-from .helpers import WorkerProcess, require
+from .helpers import WorkerProcess, broker_middleware, require
 
 
 def _redis_answers() -> bool:
@@ -117,19 +118,13 @@ def _swap_actor_broker(broker: Any) -> Iterator[Any]:
         broker.close()
 
 
-def _middleware() -> list[Any]:
-    from django_dramatiq.utils import load_middleware
-
-    return [load_middleware(path) for path in settings.DRAMATIQ_BROKER["MIDDLEWARE"]]
-
-
 @pytest.fixture
 def redis_broker(redis_url: str) -> Iterator[Any]:
     """A Redis broker in a namespace of its own, flushed before and after."""
     from dramatiq.brokers.redis import RedisBroker
 
     broker = RedisBroker(
-        url=redis_url, namespace=settings.REDIS_NAMESPACE, middleware=_middleware()
+        url=redis_url, namespace=settings.REDIS_NAMESPACE, middleware=broker_middleware()
     )
     broker.flush_all()
     yield from _swap_actor_broker(broker)
@@ -140,7 +135,7 @@ def redis_broker(redis_url: str) -> Iterator[Any]:
 def rabbitmq_broker(rabbitmq_url: str) -> Iterator[Any]:
     from dramatiq.brokers.rabbitmq import RabbitmqBroker
 
-    broker = RabbitmqBroker(url=rabbitmq_url, middleware=_middleware())
+    broker = RabbitmqBroker(url=rabbitmq_url, middleware=broker_middleware())
     from offchat_notify.tasks import deliver_event
 
     broker.declare_queue(deliver_event.queue_name)
@@ -164,3 +159,46 @@ def start_worker(postgres: None, tmp_path: Path) -> Iterator[Callable[[str], Wor
     yield start
     for worker in workers:
         worker.stop()
+
+
+SERVICE_MARKERS = ("postgres", "redis", "rabbitmq", "worker")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # Fixtures name the services they need; make the markers follow them, so
+    # ``-m "not redis"`` and the CI skip guard see every such test.
+    fixture_markers = {
+        "postgres": "postgres",
+        "start_worker": "worker",
+        "redis_url": "redis",
+        "redis_broker": "redis",
+        "rabbitmq_url": "rabbitmq",
+        "rabbitmq_broker": "rabbitmq",
+    }
+    for item in items:
+        for fixture, marker in fixture_markers.items():
+            if fixture in getattr(item, "fixturenames", ()):
+                item.add_marker(marker)
+
+
+_service_skips: list[str] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.skipped and any(marker in report.keywords for marker in SERVICE_MARKERS):
+        _service_skips.append(report.nodeid)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """In CI, a skipped test that needs a service fails the run."""
+    if os.environ.get("CI") and _service_skips:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if os.environ.get("CI") and _service_skips:
+        terminalreporter.write_line(
+            f"CI: {len(_service_skips)} test(s) that need a service were skipped:", red=True
+        )
+        for nodeid in _service_skips:
+            terminalreporter.write_line(f"  {nodeid}")

@@ -105,3 +105,10 @@ def wait_for(
         if time.monotonic() > deadline:
             pytest.fail(f"Timed out after {timeout:.0f}s waiting for {what}. {on_fail()}")
         time.sleep(0.1)
+
+
+def broker_middleware() -> list[Any]:
+    """The middleware of the test settings' DRAMATIQ_BROKER, as instances."""
+    from django_dramatiq.utils import load_middleware
+
+    return [load_middleware(path) for path in settings.DRAMATIQ_BROKER["MIDDLEWARE"]]

@@ -9,7 +9,7 @@ from django.test import override_settings
 
 from offchat_notify import Audience, NotifyConfigurationError, UnknownRole, notify
 from offchat_notify.models import Notification
-from offchat_notify.roles import BaseRoles, FieldRoles, FlagRoles, GroupRoles, get_role_resolver
+from offchat_notify.roles import BaseRoles, FieldRoles, GroupRoles, get_role_resolver
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
