@@ -16,7 +16,6 @@ from .exceptions import (
     InvalidNotifierBackend,
     NotifyConfigurationError,
     NotifyError,
-    NotifyImproperlyInstalled,
     NotRegistered,
     RegistrationError,
     UnknownRole,
@@ -43,7 +42,6 @@ __all__ = [
     "NotRegistered",
     "NotifyConfigurationError",
     "InvalidNotifierBackend",
-    "NotifyImproperlyInstalled",
 ]
 
 _LAZY = {"notify", "notify_admins", "send_bulk_notification"}

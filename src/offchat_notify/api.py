@@ -40,8 +40,9 @@ def notify(
     Parameters:
         audience: who to notify, an :class:`~offchat_notify.Audience`.
         verb: what happened, for example ``"message.sent"``.
-        title, body, level: what the recipients read. ``level`` is one of
-            ``debug``, ``info``, ``success``, ``warning``, ``error``.
+        title: a short line the recipients read (at most 255 characters).
+        body: longer text, if any.
+        level: ``debug``, ``info``, ``success``, ``warning`` or ``error``.
         actor: the user who caused the Event, if any.
         target: the model instance the Event is about, if any.
         data: extra JSON-serialisable values for templates and clients.

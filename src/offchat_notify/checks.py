@@ -1,6 +1,7 @@
 """System checks, tag ``offchat_notify``. Every id is documented in docs/checks.rst.
 
-Ids are never reused; retired ones stay listed here as reserved.
+Ids are never reused; retired ones stay listed here as reserved:
+W001 (reserved: "no MIDDLEWARE list", replaced by E010 before the first release).
 """
 
 from __future__ import annotations
@@ -14,13 +15,13 @@ from django.utils.module_loading import import_string
 
 from .conf import find_problems, get_settings, raw_setting
 
-#: The middleware the documented ``DRAMATIQ_BROKER`` lists; workers need both.
+#: Middleware the delivery actor cannot be declared without (its options need them).
 REQUIRED_MIDDLEWARE = {
-    "dramatiq.middleware.Retries": "failed deliveries would never be retried",
-    "django_dramatiq.middleware.DbConnectionsMiddleware": (
-        "workers would keep stale database connections"
-    ),
+    "dramatiq.middleware.Retries": "max_retries, min_backoff, max_backoff",
+    "dramatiq.middleware.TimeLimit": "time_limit",
 }
+#: Middleware workers should have.
+DB_MIDDLEWARE = "django_dramatiq.middleware.DbConnectionsMiddleware"
 
 EXAMPLE_BROKER = (
     'DRAMATIQ_BROKER = {"BROKER": "dramatiq.brokers.redis.RedisBroker", '
@@ -44,12 +45,12 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
     ]
     if errors:
         return errors
-    from .backends import get_backend
+    from .backends import get_backend, load_backend
     from .exceptions import NotifyConfigurationError
     from .roles import get_role_resolver
 
     try:
-        backend = get_backend()
+        backend_class = load_backend(get_settings().backend_path)
     except NotifyConfigurationError as e:
         errors.append(
             checks.Error(
@@ -60,7 +61,13 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
             )
         )
     else:
-        errors.extend(backend.check())
+        backend_errors = backend_class.check()
+        errors.extend(backend_errors)
+        if not any(m.is_serious() for m in backend_errors):
+            try:
+                get_backend()
+            except NotifyConfigurationError as e:
+                errors.append(checks.Error(str(e), id="offchat_notify.E003"))
     try:
         get_role_resolver()
     except NotifyConfigurationError as e:
@@ -76,26 +83,32 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
 
 
 def check_dramatiq_setup(django_settings: Any) -> list[checks.CheckMessage]:
-    """E005-E008, W001-W002: what the ``dramatiq`` backend needs from django-dramatiq."""
+    """E005-E008, E010, W002: what the ``dramatiq`` backend needs from django-dramatiq.
+
+    Everything is reported at once: a project that has not added
+    django_dramatiq yet learns what its DRAMATIQ_BROKER must look like before
+    adding the app (django-dramatiq fails at startup on a bad one).
+    """
+    messages: list[checks.CheckMessage] = []
     if not apps.is_installed("django_dramatiq"):
-        return [
+        messages.append(
             checks.Error(
                 "The 'dramatiq' backend needs django_dramatiq in INSTALLED_APPS.",
                 hint="Add 'django_dramatiq' to INSTALLED_APPS; it builds the broker from "
                 "DRAMATIQ_BROKER and provides manage.py rundramatiq.",
                 id="offchat_notify.E005",
             )
-        ]
+        )
     broker = getattr(django_settings, "DRAMATIQ_BROKER", None)
     if not isinstance(broker, dict) or "BROKER" not in broker:
-        return [
+        messages.append(
             checks.Error(
                 "The 'dramatiq' backend needs a DRAMATIQ_BROKER setting with a BROKER.",
                 hint=f"For Redis: {EXAMPLE_BROKER}",
                 id="offchat_notify.E006",
             )
-        ]
-    messages: list[checks.CheckMessage] = []
+        )
+        return messages
     try:
         import_string(broker["BROKER"])
     except ImportError as e:
@@ -107,18 +120,19 @@ def check_dramatiq_setup(django_settings: Any) -> list[checks.CheckMessage]:
                 id="offchat_notify.E007",
             )
         )
-    if "MIDDLEWARE" not in broker:
+    middleware = broker.get("MIDDLEWARE")
+    if middleware is None:
         messages.append(
-            checks.Warning(
+            checks.Error(
                 "DRAMATIQ_BROKER has no MIDDLEWARE list, so django-dramatiq builds the broker "
-                "with no middleware at all: no retries, no time limits, stale database "
-                "connections in workers.",
+                "with no middleware at all, and the delivery actor cannot be declared "
+                "(no retries, no time limit).",
                 hint=f"List the middleware explicitly: {EXAMPLE_BROKER}",
-                id="offchat_notify.W001",
+                id="offchat_notify.E010",
             )
         )
         return messages
-    for path in broker["MIDDLEWARE"]:
+    for path in middleware:
         if not isinstance(path, str):
             continue
         try:
@@ -139,18 +153,27 @@ def check_dramatiq_setup(django_settings: Any) -> list[checks.CheckMessage]:
                 )
             )
     names = {
-        p if isinstance(p, str) else f"{type(p).__module__}.{type(p).__name__}"
-        for p in broker["MIDDLEWARE"]
+        p if isinstance(p, str) else f"{type(p).__module__}.{type(p).__name__}" for p in middleware
     }
-    for path, consequence in REQUIRED_MIDDLEWARE.items():
+    for path, options in REQUIRED_MIDDLEWARE.items():
         if path not in names:
             messages.append(
-                checks.Warning(
-                    f"DRAMATIQ_BROKER['MIDDLEWARE'] lacks {path}: {consequence}.",
+                checks.Error(
+                    f"DRAMATIQ_BROKER['MIDDLEWARE'] lacks {path}, which the delivery actor's "
+                    f"options ({options}) need.",
                     hint=f"Add {path!r} to DRAMATIQ_BROKER['MIDDLEWARE'].",
-                    id="offchat_notify.W002",
+                    id="offchat_notify.E010",
                 )
             )
+    if DB_MIDDLEWARE not in names:
+        messages.append(
+            checks.Warning(
+                f"DRAMATIQ_BROKER['MIDDLEWARE'] lacks {DB_MIDDLEWARE}: workers would keep "
+                "stale database connections.",
+                hint=f"Add {DB_MIDDLEWARE!r} to DRAMATIQ_BROKER['MIDDLEWARE'].",
+                id="offchat_notify.W002",
+            )
+        )
     return messages
 
 
@@ -170,3 +193,4 @@ def check_deploy(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMes
             )
         ]
     return []
+

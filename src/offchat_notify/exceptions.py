@@ -48,12 +48,3 @@ class NotifyConfigurationError(ImproperlyConfigured):
 
 class InvalidNotifierBackend(NotifyConfigurationError):
     """``OFFCHAT_NOTIFY['BACKEND']`` does not name a usable backend."""
-
-
-class NotifyImproperlyInstalled(NotifyConfigurationError, ImportError):
-    """An optional dependency is missing; the message names the pip extra."""
-
-    def __init__(self, missing: str, *, extra: str) -> None:
-        super().__init__(
-            f'{missing} is not installed. Install it with: pip install "offchat-notify[{extra}]"'
-        )

@@ -87,6 +87,15 @@ class GroupRoles(BaseRoles):
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
+        user_model = get_user_model()
+        try:
+            user_model._meta.get_field("groups")
+        except FieldDoesNotExist:
+            raise NotifyConfigurationError(
+                f"OFFCHAT_NOTIFY['ROLE_RESOLVER']: GroupRoles needs user.groups, and "
+                f"{user_model._meta.label} has no groups field (no PermissionsMixin). Use "
+                "offchat_notify.roles.FieldRoles or FlagRoles."
+            ) from None
         self._cache = _CachedExistence()
 
     def known(self, role: str) -> bool:
@@ -115,6 +124,7 @@ class FieldRoles(BaseRoles):
         self.field_name = field
         self.roles = frozenset(roles) if roles is not None else None
         self._cache = _CachedExistence()
+        self._field()  # a field the user model lacks is a configuration error now
 
     def _field(self) -> Any:
         user_model = get_user_model()

@@ -21,6 +21,7 @@ from offchat_notify.checks import (
 
 GOOD_MIDDLEWARE = [
     "dramatiq.middleware.AgeLimit",
+    "dramatiq.middleware.TimeLimit",
     "dramatiq.middleware.Retries",
     "django_dramatiq.middleware.DbConnectionsMiddleware",
 ]
@@ -82,6 +83,19 @@ def test_unknown_resolver():
     assert "could not import 'x.Roles'" in error.msg
 
 
+def test_field_resolver_on_a_field_the_user_model_lacks():
+    with override_settings(
+        OFFCHAT_NOTIFY={
+            "BACKEND": "sync",
+            "ROLE_RESOLVER": "offchat_notify.roles.FieldRoles",
+            "ROLE_RESOLVER_OPTIONS": {"field": "rank", "roles": ["a"]},
+        }
+    ):
+        (error,) = check_settings()
+    assert error.id == "offchat_notify.E004"
+    assert "has no field 'rank'" in error.msg
+
+
 def test_resolver_options_it_does_not_take():
     with override_settings(
         OFFCHAT_NOTIFY={"BACKEND": "sync", "ROLE_RESOLVER_OPTIONS": {"field": "role"}}
@@ -100,6 +114,12 @@ def test_dramatiq_backend_without_django_dramatiq_installed():
         (error,) = check_dramatiq_setup(broker())
     assert error.id == "offchat_notify.E005"
     assert error.hint.startswith("Add 'django_dramatiq' to INSTALLED_APPS")
+
+
+def test_a_project_not_yet_on_django_dramatiq_learns_all_it_needs_at_once():
+    with mock.patch("offchat_notify.checks.apps.is_installed", return_value=False):
+        messages = check_dramatiq_setup(SimpleNamespace())
+    assert [m.id for m in messages] == ["offchat_notify.E005", "offchat_notify.E006"]
 
 
 def test_no_dramatiq_broker_setting():
@@ -130,20 +150,33 @@ def test_django_dramatiq_default_middleware_list_is_explained():
     assert "dramatiq.middleware.prometheus.Prometheus" in error.hint
 
 
-def test_missing_middleware_list_warns():
-    (warning,) = check_dramatiq_setup(broker(MIDDLEWARE=None))
-    assert warning.id == "offchat_notify.W001"
-    assert warning.level == checks.WARNING
+def test_missing_middleware_list_is_an_error():
+    (error,) = check_dramatiq_setup(broker(MIDDLEWARE=None))
+    assert error.id == "offchat_notify.E010"
+    assert "the delivery actor cannot be declared" in error.msg
 
 
-def test_middleware_list_without_retries_or_db_connections_warns():
+def test_middleware_the_actor_options_need_and_db_connections():
     messages = check_dramatiq_setup(broker(MIDDLEWARE=["dramatiq.middleware.AgeLimit"]))
-    assert [(m.id, m.msg.split(":")[0]) for m in messages] == [
-        ("offchat_notify.W002", "DRAMATIQ_BROKER['MIDDLEWARE'] lacks dramatiq.middleware.Retries"),
+    assert [(m.id, m.level, m.msg) for m in messages] == [
+        (
+            "offchat_notify.E010",
+            checks.ERROR,
+            "DRAMATIQ_BROKER['MIDDLEWARE'] lacks dramatiq.middleware.Retries, which the "
+            "delivery actor's options (max_retries, min_backoff, max_backoff) need.",
+        ),
+        (
+            "offchat_notify.E010",
+            checks.ERROR,
+            "DRAMATIQ_BROKER['MIDDLEWARE'] lacks dramatiq.middleware.TimeLimit, which the "
+            "delivery actor's options (time_limit) need.",
+        ),
         (
             "offchat_notify.W002",
+            checks.WARNING,
             "DRAMATIQ_BROKER['MIDDLEWARE'] lacks "
-            "django_dramatiq.middleware.DbConnectionsMiddleware",
+            "django_dramatiq.middleware.DbConnectionsMiddleware: workers would keep stale "
+            "database connections.",
         ),
     ]
 

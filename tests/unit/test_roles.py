@@ -57,7 +57,7 @@ def test_field_roles_options(make_users):
 
 def test_field_roles_on_a_field_the_user_model_lacks():
     with pytest.raises(NotifyConfigurationError, match="has no field 'rank'"):
-        FieldRoles(field="rank").known("x")
+        FieldRoles(field="rank", roles=["x"])
 
 
 @override_settings(

@@ -15,18 +15,19 @@ class BaseBackend(abc.ABC):
     :func:`offchat_notify.delivery.deliver` (in-process or in a worker) with
     that id. Nothing else is passed: the Event row holds the payload.
 
-    Subclasses may override :meth:`check` to add system checks.
+    Subclasses may override :meth:`check` to add system checks, and
+    ``__init__`` to prepare what :meth:`dispatch` needs: the backend is built
+    on the first ``notify()``, before anything is written, so a configuration
+    error raised there reaches the caller with nothing half-done.
     """
-
-    #: True if :meth:`dispatch` delivers before it returns (no worker needed).
-    delivers_inline: bool = False
 
     @abc.abstractmethod
     def dispatch(self, event_id: int) -> None:
         """Have the Event ``event_id`` delivered. Called after commit."""
 
-    def check(self, **kwargs: Any) -> list[CheckMessage]:
-        """Return system check messages about this backend's setup."""
+    @classmethod
+    def check(cls, **kwargs: Any) -> list[CheckMessage]:
+        """Return system check messages about this backend's setup (before it is built)."""
         return []
 
     def __repr__(self) -> str:

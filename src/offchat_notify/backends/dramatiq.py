@@ -9,6 +9,7 @@ from django.core import checks
 from offchat_notify.conf import get_settings
 from offchat_notify.delivery import deliver
 
+from .actor import load_actor
 from .base import BaseBackend
 
 logger = logging.getLogger(__name__)
@@ -24,11 +25,12 @@ class DramatiqBackend(BaseBackend):
     lets the error reach the caller.
     """
 
-    def dispatch(self, event_id: int) -> None:
-        from offchat_notify.tasks import deliver_event
+    def __init__(self) -> None:
+        self.actor = load_actor()
 
+    def dispatch(self, event_id: int) -> None:
         try:
-            deliver_event.send(event_id)
+            self.actor.send(event_id)
         except Exception as exc:
             self.handle_broker_error(event_id, exc)
 
@@ -47,7 +49,8 @@ class DramatiqBackend(BaseBackend):
             "Broker unavailable (%s); event %s stays pending for the relay.", exc, event_id
         )
 
-    def check(self, **kwargs: Any) -> list[checks.CheckMessage]:
+    @classmethod
+    def check(cls, **kwargs: Any) -> list[checks.CheckMessage]:
         from offchat_notify.checks import check_dramatiq_setup
 
         return check_dramatiq_setup(settings)

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import dramatiq
 
+from .actor import load_actor
 from .base import BaseBackend
 
 
@@ -13,11 +14,11 @@ class EagerBackend(BaseBackend):
     to the caller: this backend is meant for tests.
     """
 
-    delivers_inline = True
+    def __init__(self) -> None:
+        self.actor = load_actor()
 
     def dispatch(self, event_id: int) -> None:
-        from offchat_notify.tasks import deliver_event
-
+        deliver_event = self.actor
         message = deliver_event.message(event_id)
         encoder = dramatiq.get_encoder()
         decoded = encoder.decode(encoder.encode(message.asdict()))

@@ -17,8 +17,6 @@ class SyncBackend(BaseBackend):
     and recorded on the Event (state ``failed``), from where it can be retried.
     """
 
-    delivers_inline = True
-
     def dispatch(self, event_id: int) -> None:
         try:
             deliver(event_id)

@@ -1,0 +1,1 @@
+"""The Sphinx documentation of offchat-notify (a package so ``docs.settings`` imports)."""
