@@ -45,8 +45,16 @@ def main(argv: list[str]) -> int:
     command, rest = argv[0], argv[1:]
     ensure_venv()
     if command == "test":
-        return subprocess.call([str(PYTHON), "-m", "pytest", *rest], cwd=ROOT)
-    return subprocess.call([str(PYTHON), str(ROOT / "example_project" / "run.py"), *rest], cwd=ROOT)
+        args = [str(PYTHON), "-m", "pytest", *rest]
+    else:
+        args = [str(PYTHON), str(ROOT / "example_project" / "run.py"), *rest]
+    child = subprocess.Popen(args, cwd=ROOT)
+    while True:
+        try:
+            return child.wait()
+        except KeyboardInterrupt:
+            # Ctrl-C reached the child too; let it stop its own processes cleanly.
+            continue
 
 
 if __name__ == "__main__":

@@ -1,0 +1,152 @@
+"""Settings of the offchat-notify example project: a small chat app.
+
+Everything that differs between "just try it" and "with a real worker" comes
+from the environment:
+
+REDIS_URL            redis://127.0.0.1:6379/0 to use Redis and a Dramatiq worker.
+                     Unset: no broker at all, notifications are delivered in-process.
+OFFCHAT_BACKEND      sync, eager or dramatiq. Default: dramatiq when REDIS_URL is
+                     set, else sync.
+DJANGO_DEBUG         1 (default) or 0.
+DJANGO_SECRET_KEY    default: an insecure key, fine for a local demo only.
+DJANGO_ALLOWED_HOSTS comma-separated, default 127.0.0.1,localhost.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env_flag(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in ("1", "true", "yes", "on")
+
+
+REDIS_URL = os.environ.get("REDIS_URL", "").strip()
+
+SECRET_KEY = os.environ.get(
+    "DJANGO_SECRET_KEY", "django-insecure-offchat-example-project-local-demo-only"
+)
+DEBUG = env_flag("DJANGO_DEBUG", True)
+ALLOWED_HOSTS = [
+    host.strip()
+    for host in os.environ.get("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost").split(",")
+    if host.strip()
+]
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_dramatiq",
+    "offchat_notify",
+    "chat",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "example.urls"
+WSGI_APPLICATION = "example.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "chat.context_processors.notifications",
+            ],
+        },
+    },
+]
+
+# SQLite is enough for the demo. The web server and the worker write to the
+# same file, so: WAL (readers do not block the writer), IMMEDIATE transactions
+# (no "database is locked" on lock upgrades) and a generous busy timeout.
+DATABASES = {
+    "default": {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": BASE_DIR / "db.sqlite3",
+        "OPTIONS": {
+            "timeout": 20,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        },
+    }
+}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "chat:index"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+
+# offchat-notify. Switching backend is a settings change only: the views do
+# not know which one runs.
+OFFCHAT_NOTIFY = {
+    "BACKEND": os.environ.get("OFFCHAT_BACKEND", "").strip()
+    or ("dramatiq" if REDIS_URL else "sync"),
+}
+
+# The broker django-dramatiq builds. Without Redis, a StubBroker keeps
+# django-dramatiq happy and nothing is ever sent to it (the sync backend
+# delivers in-process). MIDDLEWARE is listed explicitly: django-dramatiq's
+# default list names a class that dramatiq 2 removed.
+DRAMATIQ_BROKER = {
+    "BROKER": (
+        "dramatiq.brokers.redis.RedisBroker" if REDIS_URL else "dramatiq.brokers.stub.StubBroker"
+    ),
+    "OPTIONS": {"url": REDIS_URL} if REDIS_URL else {},
+    "MIDDLEWARE": [
+        "dramatiq.middleware.AgeLimit",
+        "dramatiq.middleware.TimeLimit",
+        "dramatiq.middleware.Callbacks",
+        "dramatiq.middleware.Retries",
+        "django_dramatiq.middleware.DbConnectionsMiddleware",
+    ],
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "[%(asctime)s] %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "loggers": {
+        # "Delivered event 3 (message.sent) to 1 recipient(s) in 4 ms." in the
+        # server's output (sync) or the worker's (dramatiq).
+        "offchat_notify": {"handlers": ["console"], "level": "INFO", "propagate": False},
+    },
+}

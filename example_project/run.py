@@ -1,0 +1,266 @@
+#!/usr/bin/env python3
+"""Run the offchat-notify demo: the one command.
+
+    python3 example_project/run.py [--port 8000] [--host 127.0.0.1]
+
+Migrates the SQLite database, creates the demo users, then starts the Django
+development server and, when REDIS_URL is set, a Dramatiq worker
+(``manage.py rundramatiq``). Without REDIS_URL, notifications are delivered
+in-process by the sync backend and no broker is needed. Ctrl-C stops
+everything.
+
+It runs with the interpreter that runs it: Django, dramatiq, django-dramatiq
+and offchat-notify (and redis, for REDIS_URL) must be installed there. The
+repository's dev.py sets that up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.util
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from urllib.parse import urlsplit
+
+HERE = Path(__file__).resolve().parent
+WINDOWS = os.name == "nt"
+#: How long children get to stop on their own before they are killed.
+STOP_TIMEOUT = 10.0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].strip())
+    parser.add_argument("--host", default="127.0.0.1", help="address to serve on (127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8000, help="port to serve on (8000)")
+    args = parser.parse_args(argv)
+
+    restore = catch_termination()
+    try:
+        return run(args)
+    finally:
+        restore()
+
+
+def run(args: argparse.Namespace) -> int:
+    redis_url = os.environ.get("REDIS_URL", "").strip()
+    backend = os.environ.get("OFFCHAT_BACKEND", "").strip() or ("dramatiq" if redis_url else "sync")
+    problem = find_problem(redis_url, args.host, args.port)
+    if problem:
+        print(f"run.py: {problem}", file=sys.stderr)
+        return 2
+
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.setdefault("DJANGO_SETTINGS_MODULE", "example.settings")
+    if manage(["migrate", "--noinput"], env) or manage(["seed_demo"], env):
+        print("run.py: setting up the database failed (see above).", file=sys.stderr)
+        return 1
+
+    url = f"http://{args.host}:{args.port}/"
+    print()
+    if redis_url:
+        print(f"Backend: {backend}. Broker: Redis at {redis_url}; a Dramatiq worker delivers.")
+    else:
+        print(f"Backend: {backend}, in-process: no broker and no worker needed.")
+        print("  (Set REDIS_URL=redis://127.0.0.1:6379/0 to deliver with a Dramatiq worker.)")
+        if backend == "dramatiq":
+            print(
+                "  Warning: OFFCHAT_BACKEND=dramatiq without REDIS_URL sends to an in-memory "
+                "StubBroker that no worker reads: events will stay pending."
+            )
+    print(f"Open {url} and log in as carol / demo1234, post a message, then as alice.")
+    print("Press Ctrl-C to stop.\n", flush=True)
+
+    children: list[Child] = []
+    try:
+        # runserver's autoreloader parent does not pass SIGTERM on to the server
+        # it runs, so its whole group is signalled.
+        children.append(
+            Child.start("web", ["runserver", f"{args.host}:{args.port}"], env, signal_group=True)
+        )
+        if redis_url:
+            # dramatiq's consumers poll Redis with a backoff of up to 1 s when
+            # idle; 100 ms keeps the first notification after a quiet spell quick.
+            worker_env = {"dramatiq_worker_timeout": "100", **env}
+            # dramatiq's main process stops its worker processes itself, and a
+            # second SIGTERM makes them quit at once: signal the main one only.
+            children.append(
+                Child.start(
+                    "worker",
+                    ["rundramatiq", "--processes", "1", "--threads", "2"],
+                    worker_env,
+                    signal_group=False,
+                )
+            )
+        while True:
+            for child in children:
+                code = child.process.poll()
+                if code is not None:
+                    print(f"\nrun.py: the {child.name} process exited (code {code}); stopping.")
+                    return code if code > 0 else 1
+            time.sleep(0.3)
+    except KeyboardInterrupt:
+        print("\nrun.py: stopping…", flush=True)
+        return 0
+    finally:
+        stop_all(children)
+
+
+def find_problem(redis_url: str, host: str, port: int) -> str | None:
+    """A sentence saying why the demo cannot start, or None."""
+    needed = ["django", "dramatiq", "django_dramatiq", "offchat_notify"]
+    if redis_url:
+        needed.append("redis")
+    missing = [name for name in needed if importlib.util.find_spec(name) is None]
+    if missing:
+        return (
+            f"{', '.join(missing)} not installed for {sys.executable}. From the repository "
+            'root, run python3 dev.py, or: pip install -e ".[redis]"'
+        )
+    if redis_url:
+        parts = urlsplit(redis_url)
+        if parts.scheme in ("redis", "rediss"):
+            address = (parts.hostname or "127.0.0.1", parts.port or 6379)
+            try:
+                socket.create_connection(address, timeout=2).close()
+            except OSError as e:
+                return (
+                    f"REDIS_URL is {redis_url}, but nothing answers at "
+                    f"{address[0]}:{address[1]} ({e}). Start Redis, or unset REDIS_URL "
+                    "to run with the in-process sync backend."
+                )
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        if not WINDOWS:  # as runserver does; on Windows the option means something else
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as e:
+            return f"cannot serve on {host}:{port} ({e}). Try another port: --port {port + 1}"
+    return None
+
+
+def manage(arguments: list[str], env: dict[str, str]) -> int:
+    """Run a management command to completion in the foreground; return its exit code."""
+    return subprocess.run([sys.executable, "manage.py", *arguments], cwd=HERE, env=env).returncode
+
+
+class Child:
+    """A long-running manage.py command in its own process group.
+
+    Its own group, so that its own children (runserver's autoreloader child,
+    dramatiq's worker processes) can be waited for, and killed if they hang:
+    no orphans. run.py alone receives Ctrl-C and passes it on.
+    """
+
+    def __init__(self, name: str, process: subprocess.Popen[bytes], signal_group: bool) -> None:
+        self.name = name
+        self.process = process
+        self.signal_group = signal_group
+
+    @classmethod
+    def start(
+        cls, name: str, arguments: list[str], env: dict[str, str], *, signal_group: bool
+    ) -> Child:
+        options: dict = {}
+        if WINDOWS:
+            options["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP
+        else:
+            options["start_new_session"] = True
+        process = subprocess.Popen(
+            [sys.executable, "manage.py", *arguments],
+            cwd=HERE,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            **options,
+        )
+        return cls(name, process, signal_group)
+
+    def terminate(self) -> None:
+        """Ask it to stop: SIGTERM to it or its group (CTRL_BREAK to the group on Windows)."""
+        with contextlib.suppress(OSError):  # already gone
+            if WINDOWS:
+                if self.process.poll() is None:
+                    self.process.send_signal(signal.CTRL_BREAK_EVENT)
+            elif self.signal_group:
+                os.killpg(self.process.pid, signal.SIGTERM)
+            else:
+                self.process.terminate()
+
+    def kill(self) -> None:
+        """Stop the whole group now."""
+        if WINDOWS:
+            subprocess.run(
+                ["taskkill", "/F", "/T", "/PID", str(self.process.pid)],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        else:
+            with contextlib.suppress(OSError):  # already gone
+                os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+
+    def stopped(self) -> bool:
+        """Whether the process, and on POSIX every process of its group, has exited."""
+        if self.process.poll() is None:
+            return False
+        if WINDOWS:
+            return True
+        try:
+            os.killpg(self.process.pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
+        return False
+
+
+def stop_all(children: list[Child]) -> None:
+    """Terminate every child, wait for them, kill whatever is left after STOP_TIMEOUT.
+
+    A second Ctrl-C while waiting kills at once.
+    """
+    for child in children:
+        child.terminate()
+    deadline = time.monotonic() + STOP_TIMEOUT
+    try:
+        while time.monotonic() < deadline and not all(child.stopped() for child in children):
+            time.sleep(0.1)
+    except KeyboardInterrupt:
+        pass
+    for child in children:
+        if not child.stopped():
+            print(f"run.py: the {child.name} process did not stop in time; killing it.")
+            child.kill()
+
+
+def catch_termination() -> Callable[[], None]:
+    """Treat SIGTERM (and SIGHUP, SIGBREAK) like Ctrl-C, so children are stopped too."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    names = ["SIGTERM", "SIGHUP", "SIGBREAK"]
+    previous = {}
+    for name in names:
+        signum = getattr(signal, name, None)
+        if signum is not None:
+            previous[signum] = signal.signal(signum, interrupt)
+
+    def restore() -> None:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+    return restore
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # Ctrl-C during migrate or seed_demo: nothing else runs yet
+        sys.exit(130)
