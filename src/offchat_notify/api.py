@@ -89,9 +89,16 @@ def notify(
     return event
 
 
-def notify_admins(verb: str, **fields: Any) -> Event:
-    """Notify everyone holding the admin role (``OFFCHAT_NOTIFY["ADMIN_ROLE"]``)."""
-    return notify(Audience.role(get_settings().ADMIN_ROLE), verb, **fields)
+def notify_admins(verb: str, *, exclude: Any = None, **fields: Any) -> Event:
+    """Notify everyone holding the admin role (``OFFCHAT_NOTIFY["ADMIN_ROLE"]``).
+
+    ``exclude`` leaves out a user (or users, or primary keys): typically the
+    admin who caused the Event. The other keyword arguments are ``notify()``'s.
+    """
+    audience = Audience.role(get_settings().ADMIN_ROLE)
+    if exclude is not None:
+        audience = audience.exclude(exclude)
+    return notify(audience, verb, **fields)
 
 
 def send_bulk_notification(

@@ -178,11 +178,26 @@ def check_dramatiq_setup(django_settings: Any) -> list[checks.CheckMessage]:
 
 
 def check_deploy(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
-    """W003 (deploy): an in-process backend in production."""
+    """W003, W004 (deploy): backends that do not deliver in production."""
     try:
         backend = get_settings().BACKEND
     except Exception:  # reported by check_settings
         return []
+    broker = getattr(settings, "DRAMATIQ_BROKER", None)
+    if (
+        backend == "dramatiq"
+        and isinstance(broker, dict)
+        and broker.get("BROKER") == "dramatiq.brokers.stub.StubBroker"
+    ):
+        return [
+            checks.Warning(
+                "OFFCHAT_NOTIFY['BACKEND'] is 'dramatiq' on dramatiq's StubBroker, which "
+                "keeps messages in memory where no worker process sees them: Events would "
+                "stay pending.",
+                hint="Point DRAMATIQ_BROKER at Redis or RabbitMQ, or use the 'sync' backend.",
+                id="offchat_notify.W004",
+            )
+        ]
     if backend in ("sync", "eager") and not settings.DEBUG:
         return [
             checks.Warning(
@@ -193,4 +208,3 @@ def check_deploy(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMes
             )
         ]
     return []
-

@@ -103,8 +103,13 @@ class NotificationQuerySet(models.QuerySet["Notification"]):
         return self.filter(read_at__isnull=False).update(read_at=None)
 
     def with_event(self) -> NotificationQuerySet:
-        """Newest first, with the Event joined: what an inbox page needs."""
-        return self.select_related("event", "event__actor").order_by("-id")
+        """Newest first, with the Event and its actor joined and targets prefetched:
+        what an inbox page needs, in a fixed number of queries."""
+        return (
+            self.select_related("event", "event__actor")
+            .prefetch_related("event__target")
+            .order_by("-id")
+        )
 
 
 class Notification(models.Model):

@@ -204,3 +204,8 @@ def test_admin_role_setting(make_users):
     admins = make_users(2, group="staff-admins")
     make_users(2, group="admin")
     assert recipients(notify_admins("x")) == [u.pk for u in admins]
+
+
+def test_notify_admins_can_leave_out_the_sender(make_users):
+    sender, *others = make_users(4, group="admin")
+    assert recipients(notify_admins("message.sent", exclude=sender)) == [u.pk for u in others]

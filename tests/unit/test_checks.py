@@ -183,7 +183,11 @@ def test_middleware_the_actor_options_need_and_db_connections():
 
 @pytest.mark.parametrize(("backend", "count"), [("sync", 1), ("eager", 1), ("dramatiq", 0)])
 def test_deploy_check_warns_about_in_process_backends(backend, count):
-    with override_settings(OFFCHAT_NOTIFY={"BACKEND": backend}, DEBUG=False):
+    with override_settings(
+        OFFCHAT_NOTIFY={"BACKEND": backend},
+        DEBUG=False,
+        DRAMATIQ_BROKER={"BROKER": "dramatiq.brokers.redis.RedisBroker"},
+    ):
         assert [m.id for m in check_deploy()] == ["offchat_notify.W003"] * count
 
 
@@ -193,3 +197,11 @@ def test_manage_py_check_reports_by_tag():
         pytest.raises(SystemCheckError, match=r"offchat_notify\.E002"),
     ):
         call_command("check", tags=["offchat_notify"])
+
+
+def test_deploy_check_warns_about_the_stub_broker_in_production():
+    with override_settings(
+        OFFCHAT_NOTIFY={"BACKEND": "dramatiq"},
+        DRAMATIQ_BROKER={"BROKER": "dramatiq.brokers.stub.StubBroker"},
+    ):
+        assert [m.id for m in check_deploy()] == ["offchat_notify.W004"]

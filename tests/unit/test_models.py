@@ -33,6 +33,21 @@ def test_inbox_helpers(make_users):
     assert inbox.mark_unread() == 2
 
 
+def test_an_inbox_page_costs_the_same_queries_for_many_rows(make_users, django_assert_num_queries):
+    from tests.testapp.models import Document, Room
+
+    (alice,) = make_users(1)
+    for i in range(5):
+        target = Room.objects.create(name=f"r{i}") if i % 2 else Document.objects.create(title="d")
+        event = Event.objects.create(
+            verb="x", audience=Audience.users([alice]).spec, actor=alice, target=target
+        )
+        deliver(event.pk)
+    with django_assert_num_queries(3):  # notifications with events and actors; 2 target types
+        page = list(Notification.objects.for_user(alice).with_event())
+        assert all(n.event.target is not None and n.event.actor == alice for n in page)
+
+
 def test_mark_read_on_one_notification(make_users):
     (alice,) = make_users(1)
     delivered([alice])
