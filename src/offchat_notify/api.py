@@ -75,14 +75,14 @@ def notify(
             return existing
         try:
             with transaction.atomic(using=router.db_for_write(Event)):
-                event = Event.objects.create(audience=audience.spec, key=key, **fields)
+                event = Event.objects.insert(Event(audience=audience.spec, key=key, **fields))
         except IntegrityError:
             existing = Event.objects.filter(key=key).first()
             if existing is None:
                 raise
             return existing
     else:
-        event = Event.objects.create(audience=audience.spec, **fields)
+        event = Event.objects.insert(Event(audience=audience.spec, **fields))
 
     event_id = event.pk
     transaction.on_commit(lambda: backend.dispatch(event_id), using=router.db_for_write(Event))

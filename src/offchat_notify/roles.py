@@ -101,7 +101,7 @@ class GroupRoles(BaseRoles):
     def known(self, role: str) -> bool:
         from django.contrib.auth.models import Group
 
-        return self._cache(role, Group.objects.filter(name=role).exists)
+        return self._cache(role, lambda: Group.objects.filter(name=role).exists())
 
     def filter(self, role: str) -> Q:
         user_model = get_user_model()
@@ -144,7 +144,7 @@ class FieldRoles(BaseRoles):
             return role in {str(value) for value, _label in field.flatchoices}
         user_model = get_user_model()
         return self._cache(
-            role, user_model._default_manager.filter(**{self.field_name: role}).exists
+            role, lambda: user_model._default_manager.filter(**{self.field_name: role}).exists()
         )
 
     def filter(self, role: str) -> Q:

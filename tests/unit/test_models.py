@@ -17,6 +17,36 @@ def delivered(users, verb="x") -> Event:
     return deliver(event.pk)
 
 
+def test_the_fast_event_insert_writes_what_save_writes(make_users):
+    from django.forms.models import model_to_dict
+
+    from tests.testapp.models import Document
+
+    (alice,) = make_users(1)
+    fields = {
+        "verb": "document.shared",
+        "title": "t",
+        "body": "b",
+        "level": "warning",
+        "data": {"n": [1, "2", None], "ok": True},
+        "actor": alice,
+        "target": Document.objects.create(title="d"),
+        "audience": Audience.users([alice]).spec,
+        "key": "k-1",
+    }
+    fast = Event.objects.insert(Event(**fields))
+    slow = Event(**{**fields, "key": "k-2"})
+    slow.save()
+    fast, slow = Event.objects.get(pk=fast.pk), Event.objects.get(pk=slow.pk)
+    ignore = {"id", "key", "created_at", "updated_at"}
+    assert {k: v for k, v in model_to_dict(fast).items() if k not in ignore} == {
+        k: v for k, v in model_to_dict(slow).items() if k not in ignore
+    }
+    assert fast.target == slow.target
+    assert fast.created_at is not None and fast.updated_at is not None
+    assert fast.state == Event.State.PENDING
+
+
 def test_inbox_helpers(make_users):
     alice, bob = make_users(2)
     first = delivered([alice, bob], "first")
