@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from . import registry
 from .audience import Audience
 from .exceptions import (
     AlreadyRegistered,
@@ -32,6 +33,7 @@ __all__ = [
     "notify_admins",
     "send_bulk_notification",
     "Audience",
+    "registry",
     # Errors
     "NotifyError",
     "InvalidNotification",

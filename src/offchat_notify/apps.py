@@ -6,8 +6,12 @@ from django.core.signals import setting_changed
 from django.utils.translation import gettext_lazy as _
 
 
-class OffchatNotifyConfig(AppConfig):
-    """Registers the system checks and resets cached settings when they change."""
+class SimpleOffchatNotifyConfig(AppConfig):
+    """The app without autodiscovery: rules are registered by the project itself.
+
+    Use ``"offchat_notify.apps.SimpleOffchatNotifyConfig"`` in ``INSTALLED_APPS``
+    to stop ``<app>/notifications.py`` modules from being imported.
+    """
 
     name = "offchat_notify"
     label = "offchat_notify"
@@ -17,7 +21,22 @@ class OffchatNotifyConfig(AppConfig):
     def ready(self) -> None:
         from . import checks as notify_checks
         from .conf import reset_caches
+        from .registry import default as registry
 
         checks.register(notify_checks.check_settings, "offchat_notify")
+        checks.register(notify_checks.check_rules, "offchat_notify")
         checks.register(notify_checks.check_deploy, "offchat_notify", deploy=True)
         setting_changed.connect(reset_caches, dispatch_uid="offchat_notify.reset_caches")
+        registry.connect_all()
+
+
+class OffchatNotifyConfig(SimpleOffchatNotifyConfig):
+    """The default: also imports ``notifications`` from every installed app."""
+
+    default = True
+
+    def ready(self) -> None:
+        super().ready()
+        from .registry import autodiscover
+
+        autodiscover()

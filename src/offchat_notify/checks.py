@@ -208,3 +208,21 @@ def check_deploy(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMes
             )
         ]
     return []
+
+
+def check_rules(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """E009: registry rules whose model label does not resolve."""
+    from .registry import default as registry
+
+    return [
+        checks.Error(
+            f"Notification rule {rule.name} is registered for {rule.model!r}, "
+            "which is not an installed model.",
+            hint=f"Registered at {rule.where}. Use 'app_label.ModelName' of an installed app, "
+            "or pass the model class.",
+            obj=rule.func,
+            id="offchat_notify.E009",
+        )
+        for rule in registry.get_rules()
+        if rule.model is not None and registry.model_for(rule) is None
+    ]

@@ -41,6 +41,7 @@ DEFAULTS: dict[str, Any] = {
     "ON_BROKER_ERROR": "defer",
     "RETENTION_DAYS": None,
     "SCHEDULE": {},
+    "RAISE_RULE_ERRORS": False,
 }
 
 # dramatiq's own rule for queue names (dramatiq/actor.py).
@@ -73,6 +74,7 @@ class NotifySettings:
     ON_BROKER_ERROR: str
     RETENTION_DAYS: int | None
     SCHEDULE: dict[str, Any]
+    RAISE_RULE_ERRORS: bool
 
     @property
     def backend_path(self) -> str:
@@ -150,6 +152,12 @@ def find_problems(raw: Any) -> list[Problem]:
             "RETENTION_DAYS",
             f"must be None or a positive integer, not {days!r}.",
             "None keeps notifications forever.",
+        )
+    if not isinstance(merged["RAISE_RULE_ERRORS"], bool):
+        bad(
+            "RAISE_RULE_ERRORS",
+            f"must be True or False, not {merged['RAISE_RULE_ERRORS']!r}.",
+            "Default: False.",
         )
     for key in ("ROLE_RESOLVER_OPTIONS", "SCHEDULE"):
         if not isinstance(merged[key], dict):

@@ -34,3 +34,10 @@ class Document(models.Model):
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4)
     title = models.CharField(max_length=100)
+
+
+class Announcement(models.Model):
+    """Wired to notifications only through tests/testapp/notifications.py."""
+
+    text = models.CharField(max_length=200)
+    author = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL)

@@ -45,7 +45,7 @@ def test_unknown_key():
                 "OFFCHAT_NOTIFY['QUEUES'] is not a known setting.",
                 hint="Did you mean 'QUEUE'? Known keys: BACKEND, QUEUE, ROLE_RESOLVER, "
                 "ROLE_RESOLVER_OPTIONS, ADMIN_ROLE, CHUNK_SIZE, ON_BROKER_ERROR, "
-                "RETENTION_DAYS, SCHEDULE.",
+                "RETENTION_DAYS, SCHEDULE, RAISE_RULE_ERRORS.",
                 id="offchat_notify.E001",
             )
         ]
