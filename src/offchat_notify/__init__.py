@@ -18,7 +18,10 @@ from .exceptions import (
     NotifyConfigurationError,
     NotifyError,
     NotRegistered,
+    PermanentDeliveryError,
+    PoisonMessage,
     RegistrationError,
+    TransientDeliveryError,
     UnknownRole,
 )
 
@@ -39,6 +42,9 @@ __all__ = [
     "InvalidNotification",
     "UnknownRole",
     "DeliveryError",
+    "TransientDeliveryError",
+    "PermanentDeliveryError",
+    "PoisonMessage",
     "RegistrationError",
     "AlreadyRegistered",
     "NotRegistered",

@@ -1,13 +1,13 @@
 from __future__ import annotations
 
 from django.contrib import admin, messages
-from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from .models import Event, Notification
+from .relay import retry
 
 
 @admin.register(Event)
@@ -44,14 +44,8 @@ class EventAdmin(admin.ModelAdmin):
 
     @admin.action(description=_("Retry delivery of the selected events"))
     def retry_delivery(self, request: HttpRequest, queryset: QuerySet[Event]) -> None:
-        """Hand the selected Events to the backend again. Delivered rows are not duplicated."""
-        from .backends import get_backend
-
-        backend = get_backend()
-        ids = list(queryset.exclude(state=Event.State.DELIVERED).values_list("pk", flat=True))
-        queryset.filter(pk__in=ids).update(state=Event.State.PENDING)
-        for event_id in ids:
-            transaction.on_commit(lambda event_id=event_id: backend.dispatch(event_id))
+        """Deliver the selected Events again. Rows already written are not duplicated."""
+        ids = retry(queryset.values_list("pk", flat=True))
         self.message_user(
             request,
             ngettext(

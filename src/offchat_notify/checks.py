@@ -17,7 +17,7 @@ from .conf import find_problems, get_settings, raw_setting
 
 #: Middleware the delivery actor cannot be declared without (its options need them).
 REQUIRED_MIDDLEWARE = {
-    "dramatiq.middleware.Retries": "max_retries, min_backoff, max_backoff",
+    "dramatiq.middleware.Retries": "retry_when, min_backoff, max_backoff",
     "dramatiq.middleware.TimeLimit": "time_limit",
 }
 #: Middleware workers should have.

@@ -42,6 +42,10 @@ DEFAULTS: dict[str, Any] = {
     "RETENTION_DAYS": None,
     "SCHEDULE": {},
     "RAISE_RULE_ERRORS": False,
+    "MAX_ATTEMPTS": 10,
+    "RELAY_AFTER": 60,
+    "STUCK_AFTER": 30,
+    "RELAY_BATCH": 1000,
 }
 
 # dramatiq's own rule for queue names (dramatiq/actor.py).
@@ -75,6 +79,10 @@ class NotifySettings:
     RETENTION_DAYS: int | None
     SCHEDULE: dict[str, Any]
     RAISE_RULE_ERRORS: bool
+    MAX_ATTEMPTS: int
+    RELAY_AFTER: int | float
+    STUCK_AFTER: int | float
+    RELAY_BATCH: int
 
     @property
     def backend_path(self) -> str:
@@ -135,9 +143,18 @@ def find_problems(raw: Any) -> list[Problem]:
             f"{merged['QUEUE']!r} is not a valid dramatiq queue name.",
             "Use letters, digits, '.', '_' and '-', starting with a letter or '_'.",
         )
-    chunk = merged["CHUNK_SIZE"]
-    if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
-        bad("CHUNK_SIZE", f"must be a positive integer, not {chunk!r}.", "Default: 1000.")
+    for key in ("CHUNK_SIZE", "MAX_ATTEMPTS", "RELAY_BATCH"):
+        value = merged[key]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            bad(key, f"must be a positive integer, not {value!r}.", f"Default: {DEFAULTS[key]}.")
+    for key in ("RELAY_AFTER", "STUCK_AFTER"):
+        value = merged[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            bad(
+                key,
+                f"must be a positive number of seconds, not {value!r}.",
+                f"Default: {DEFAULTS[key]}.",
+            )
     if merged["ON_BROKER_ERROR"] not in BROKER_ERROR_POLICIES:
         bad(
             "ON_BROKER_ERROR",

@@ -18,6 +18,12 @@ from django.utils import timezone
 
 from .audience import Audience, active_users, iter_recipient_ids
 from .conf import get_settings
+from .exceptions import (
+    DeliveryError,
+    InvalidNotification,
+    PermanentDeliveryError,
+    TransientDeliveryError,
+)
 from .models import Event, Notification
 from .roles import get_role_resolver
 
@@ -27,9 +33,15 @@ logger = logging.getLogger(__name__)
 def deliver(event_id: int) -> Event | None:
     """Deliver the Event ``event_id`` to its audience; return it, or ``None`` if it is gone.
 
-    An Event already delivered is left alone. On an error the Event is marked
-    failed with the error, and the exception propagates so the caller (the
-    actor's retry middleware, or the sync backend) sees it.
+    An Event already delivered is left alone. While it runs, the Event's
+    ``updated_at`` moves after every page: an Event left ``delivering`` with an
+    old ``updated_at`` belongs to a worker that died, and the relay sends it
+    again. On an error, the error is recorded on the Event and raised as:
+
+    * :class:`~offchat_notify.exceptions.TransientDeliveryError` while the Event
+      has attempts left (``MAX_ATTEMPTS``): state ``queued``, to be retried;
+    * :class:`~offchat_notify.exceptions.PermanentDeliveryError` when it cannot
+      succeed (a malformed Event) or its attempts are used up: state ``failed``.
     """
     started = time.monotonic()
     event = _claim(event_id)
@@ -43,9 +55,8 @@ def deliver(event_id: int) -> Event | None:
         write_notifications(event.pk, audience)
         recipients = Notification.objects.filter(event_id=event.pk).count()
         skipped = count_skipped(audience)
-    except BaseException as exc:
-        _record_failure(event, exc)
-        raise
+    except Exception as exc:
+        raise _failed(event, exc) from exc
     duration_ms = int((time.monotonic() - started) * 1000)
     Event.objects.filter(pk=event.pk).update(
         state=Event.State.DELIVERED,
@@ -78,6 +89,8 @@ def write_notifications(event_id: int, audience: Audience) -> int:
             ignore_conflicts=True,
         )
         pages += 1
+        # The heartbeat: the relay treats a delivering Event that stops moving as stuck.
+        Event.objects.filter(pk=event_id).update(updated_at=timezone.now())
     return pages
 
 
@@ -108,12 +121,27 @@ def _claim(event_id: int) -> Event | None:
     return event
 
 
-def _record_failure(event: Event, exc: BaseException) -> None:
+#: Failures that retrying cannot mend.
+PERMANENT_ERRORS: tuple[type[Exception], ...] = (InvalidNotification,)
+
+
+def _failed(event: Event, exc: Exception) -> DeliveryError:
+    """Record a failed attempt on the Event; return the error to raise."""
     error = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-    logger.error("Delivering event %s failed: %s", event.pk, error)
+    permanent = isinstance(exc, PERMANENT_ERRORS) or event.attempts >= get_settings().MAX_ATTEMPTS
+    state = Event.State.FAILED if permanent else Event.State.QUEUED
+    logger.error(
+        "Delivering event %s failed (attempt %d, %s): %s",
+        event.pk,
+        event.attempts,
+        "giving up" if permanent else "will retry",
+        error,
+    )
     try:
         Event.objects.filter(pk=event.pk).exclude(state=Event.State.DELIVERED).update(
-            state=Event.State.FAILED, last_error=error[:10_000], updated_at=timezone.now()
+            state=state, last_error=error[:10_000], updated_at=timezone.now()
         )
-    except Exception:  # the database itself may be what failed
+    except Exception:  # the database itself may be what failed; the relay will see it
         logger.exception("Could not record the failure of event %s.", event.pk)
+    cls = PermanentDeliveryError if permanent else TransientDeliveryError
+    return cls(f"Event {event.pk}: {error}")

@@ -39,7 +39,19 @@ class NotRegistered(RegistrationError, LookupError):
 
 
 class DeliveryError(NotifyError):
-    """Delivering an Event failed."""
+    """Delivering an Event failed. The failure is recorded on the Event."""
+
+
+class TransientDeliveryError(DeliveryError):
+    """A delivery failed in a way that may pass (database, network); it is retried."""
+
+
+class PermanentDeliveryError(DeliveryError):
+    """A delivery cannot succeed (a malformed Event, or its attempts are used up)."""
+
+
+class PoisonMessage(PermanentDeliveryError):
+    """A broker message that is not a valid delivery job; it is dead-lettered."""
 
 
 class NotifyConfigurationError(ImproperlyConfigured):

@@ -9,17 +9,30 @@ lazily, after Django is set up.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import dramatiq
 
 from .conf import get_settings
 from .delivery import deliver
+from .exceptions import PoisonMessage, TransientDeliveryError
 
 logger = logging.getLogger(__name__)
 
+
+def should_retry(retries: int, exception: BaseException) -> bool:
+    """dramatiq's ``retry_when``: retry transient failures only.
+
+    How many times is bounded by the Event (``OFFCHAT_NOTIFY["MAX_ATTEMPTS"]``),
+    not by the message: delivery turns the last failure into a permanent one.
+    Anything else (a poison message, a permanent failure) is dead-lettered.
+    """
+    return isinstance(exception, TransientDeliveryError)
+
+
 #: Actor options. Delivery is idempotent, so retrying is always safe.
-DELIVER_OPTIONS = {
-    "max_retries": 10,
+DELIVER_OPTIONS: dict[str, Any] = {
+    "retry_when": should_retry,
     "min_backoff": 1_000,
     "max_backoff": 60_000,
     "time_limit": 60 * 60 * 1000,
@@ -31,12 +44,18 @@ DELIVER_OPTIONS = {
     queue_name=get_settings().QUEUE,
     **DELIVER_OPTIONS,
 )
-def deliver_event(event_id: int) -> None:
-    """Deliver one Event. The message carries the Event's id and nothing else."""
-    if isinstance(event_id, bool) or not isinstance(event_id, int):
+def deliver_event(*args: Any, **kwargs: Any) -> None:
+    """Deliver one Event. The message carries the Event's id and nothing else.
+
+    A message that is not exactly one integer id is poison: it is logged and
+    dead-lettered, and never retried. An id with no Event is logged and dropped.
+    """
+    if kwargs or len(args) != 1 or isinstance(args[0], bool) or not isinstance(args[0], int):
         logger.error(
-            "offchat_notify.deliver_event takes an Event id (int), got %r; message dropped.",
-            event_id,
+            "offchat_notify.deliver_event takes one Event id (int), got args=%r kwargs=%r; "
+            "rejecting the message.",
+            args,
+            kwargs,
         )
-        return
-    deliver(event_id)
+        raise PoisonMessage(f"Not a delivery job: args={args!r} kwargs={kwargs!r}")
+    deliver(args[0])

@@ -8,11 +8,12 @@ from django.db import transaction
 from django.test import override_settings
 from dramatiq.brokers.stub import StubBroker
 
-from offchat_notify import InvalidNotification, InvalidNotifierBackend, notify_admins
+from offchat_notify import InvalidNotifierBackend, PermanentDeliveryError, notify_admins
 from offchat_notify.backends import get_backend, load_backend
 from offchat_notify.backends.base import BaseBackend
+from offchat_notify.exceptions import PoisonMessage
 from offchat_notify.models import Event, Notification
-from offchat_notify.tasks import deliver_event
+from offchat_notify.tasks import deliver_event, should_retry
 from tests.helpers import broker_middleware
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -86,7 +87,7 @@ def test_eager_delivers_before_notify_returns(make_users):
 @override_settings(OFFCHAT_NOTIFY={"BACKEND": "eager"})
 def test_eager_propagates_delivery_errors_like_a_test_wants(make_users):
     make_users(1, group="admin")
-    with pytest.raises(InvalidNotification, match="Malformed audience spec"):
+    with pytest.raises(PermanentDeliveryError, match="Malformed audience spec"):
         corrupt_audience_before_commit()
 
 
@@ -187,8 +188,20 @@ def test_get_backend_is_cached_per_settings():
 
 
 @pytest.mark.parametrize(
-    "arg", ["12", 1.0, None, True, {"id": 1}], ids=["str", "float", "none", "bool", "dict"]
+    ("args", "kwargs"),
+    [
+        (("12",), {}),
+        ((1.0,), {}),
+        ((None,), {}),
+        ((True,), {}),
+        ((), {}),
+        ((1, 2), {}),
+        ((), {"id": 1}),
+    ],
+    ids=["str", "float", "none", "bool", "no-args", "two-args", "kwargs"],
 )
-def test_the_actor_drops_arguments_that_are_not_an_event_id(arg, caplog):
-    deliver_event.fn(arg)
-    assert "takes an Event id (int)" in caplog.text
+def test_the_actor_rejects_messages_that_are_not_one_event_id(args, kwargs, caplog):
+    with pytest.raises(PoisonMessage, match="Not a delivery job"):
+        deliver_event.fn(*args, **kwargs)
+    assert "takes one Event id (int)" in caplog.text
+    assert not should_retry(0, PoisonMessage("x"))

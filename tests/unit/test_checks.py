@@ -45,7 +45,8 @@ def test_unknown_key():
                 "OFFCHAT_NOTIFY['QUEUES'] is not a known setting.",
                 hint="Did you mean 'QUEUE'? Known keys: BACKEND, QUEUE, ROLE_RESOLVER, "
                 "ROLE_RESOLVER_OPTIONS, ADMIN_ROLE, CHUNK_SIZE, ON_BROKER_ERROR, "
-                "RETENTION_DAYS, SCHEDULE, RAISE_RULE_ERRORS.",
+                "RETENTION_DAYS, SCHEDULE, RAISE_RULE_ERRORS, MAX_ATTEMPTS, RELAY_AFTER, "
+                "STUCK_AFTER, RELAY_BATCH.",
                 id="offchat_notify.E001",
             )
         ]
@@ -163,7 +164,7 @@ def test_middleware_the_actor_options_need_and_db_connections():
             "offchat_notify.E010",
             checks.ERROR,
             "DRAMATIQ_BROKER['MIDDLEWARE'] lacks dramatiq.middleware.Retries, which the "
-            "delivery actor's options (max_retries, min_backoff, max_backoff) need.",
+            "delivery actor's options (retry_when, min_backoff, max_backoff) need.",
         ),
         (
             "offchat_notify.E010",

@@ -25,6 +25,14 @@ class BaseBackend(abc.ABC):
     def dispatch(self, event_id: int) -> None:
         """Have the Event ``event_id`` delivered. Called after commit."""
 
+    def redispatch(self, event_id: int) -> None:
+        """Hand an Event over again, for the relay and retries.
+
+        Unlike :meth:`dispatch`, it must raise if the backend cannot take the
+        Event now, so the relay knows to try later. Defaults to :meth:`dispatch`.
+        """
+        self.dispatch(event_id)
+
     @classmethod
     def check(cls, **kwargs: Any) -> list[CheckMessage]:
         """Return system check messages about this backend's setup (before it is built)."""

@@ -34,6 +34,9 @@ class DramatiqBackend(BaseBackend):
         except Exception as exc:
             self.handle_broker_error(event_id, exc)
 
+    def redispatch(self, event_id: int) -> None:
+        self.actor.send(event_id)
+
     def handle_broker_error(self, event_id: int, exc: Exception) -> None:
         policy = get_settings().ON_BROKER_ERROR
         if policy == "raise":

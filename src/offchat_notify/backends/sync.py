@@ -3,6 +3,7 @@ from __future__ import annotations
 import logging
 
 from offchat_notify.delivery import deliver
+from offchat_notify.exceptions import DeliveryError
 
 from .base import BaseBackend
 
@@ -20,5 +21,5 @@ class SyncBackend(BaseBackend):
     def dispatch(self, event_id: int) -> None:
         try:
             deliver(event_id)
-        except Exception:
-            logger.exception("Inline delivery of event %s failed.", event_id)
+        except DeliveryError as exc:
+            logger.warning("Inline delivery of event %s failed: %s", event_id, exc)

@@ -1,0 +1,93 @@
+"""The relay: the database is the source of truth, the broker only a fast path.
+
+An Event that commits is handed to the backend once, on commit. If that hand-off
+is lost (the broker was down, the process died right after the commit, Redis
+was flushed) or the worker died part-way (SIGKILL, out of memory), the Event is
+left ``pending``, ``queued`` or ``delivering`` with an ``updated_at`` that no
+longer moves. :func:`relay` finds such Events and hands them to the backend
+again; delivery is idempotent, so an Event sent twice is still written once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from datetime import timedelta
+
+from django.db import connections, router, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from .backends import get_backend
+from .conf import get_settings
+from .models import Event
+
+logger = logging.getLogger(__name__)
+
+
+def overdue() -> Q:
+    """The Events the relay should send again, as of now."""
+    conf = get_settings()
+    now = timezone.now()
+    waiting = now - timedelta(seconds=conf.RELAY_AFTER)
+    stuck = now - timedelta(seconds=conf.STUCK_AFTER)
+    return (
+        Q(state=Event.State.PENDING, created_at__lt=waiting)
+        | Q(state=Event.State.QUEUED, updated_at__lt=waiting)
+        | Q(state=Event.State.DELIVERING, updated_at__lt=stuck)
+    )
+
+
+def relay(*, limit: int | None = None) -> list[int]:
+    """Send overdue Events to the backend again; return their ids.
+
+    Safe with several relays at once: each claims its batch with
+    ``SELECT ... FOR UPDATE SKIP LOCKED`` (where the database has it) and marks
+    it ``queued`` before sending, so the others skip it.
+    """
+    limit = limit or get_settings().RELAY_BATCH
+    ids = _claim(Event.objects.filter(overdue()), limit)
+    if ids:
+        logger.warning("Relay: sending %d overdue event(s) again: %s", len(ids), ids[:20])
+        _send(ids)
+    return ids
+
+
+def retry(event_ids: Iterable[int]) -> list[int]:
+    """Deliver these Events again, whatever their state, with fresh attempts.
+
+    Rows already written are kept; the new delivery only adds what is missing.
+    Returns the ids that exist and were not delivered already.
+    """
+    qs = Event.objects.filter(pk__in=list(event_ids)).exclude(state=Event.State.DELIVERED)
+    ids = _claim(qs, None, reset_attempts=True)
+    _send(ids)
+    return ids
+
+
+def _claim(qs: object, limit: int | None, *, reset_attempts: bool = False) -> list[int]:
+    using = router.db_for_write(Event)
+    skip_locked = connections[using].features.has_select_for_update_skip_locked
+    with transaction.atomic(using=using):
+        locked = qs.select_for_update(skip_locked=skip_locked).order_by("pk")  # type: ignore[attr-defined]
+        ids = list(locked.values_list("pk", flat=True)[:limit])
+        fields = {"state": Event.State.QUEUED, "updated_at": timezone.now()}
+        if reset_attempts:
+            fields["attempts"] = 0
+        Event.objects.filter(pk__in=ids).update(**fields)
+    return ids
+
+
+def _send(ids: list[int]) -> None:
+    backend = get_backend()
+    for n, event_id in enumerate(ids):
+        try:
+            backend.redispatch(event_id)
+        except Exception as exc:
+            logger.error(
+                "Relay: the backend refused event %s (%s); %d event(s) wait for the next pass.",
+                event_id,
+                exc,
+                len(ids) - n,
+            )
+            return
