@@ -226,3 +226,78 @@ def check_rules(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMess
         for rule in registry.get_rules()
         if rule.model is not None and registry.model_for(rule) is None
     ]
+
+
+def check_schedule(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """E011, E012: periodic jobs whose timing or function is wrong."""
+    from .exceptions import NotifyConfigurationError
+    from .scheduler import check_cron, get_jobs
+
+    try:
+        jobs = get_jobs()
+    except NotifyConfigurationError as e:
+        return [
+            checks.Error(
+                str(e),
+                hint="Each SCHEDULE entry is None (disabled) or a dict with 'task' (for your own "
+                "jobs) and one of 'cron' and 'every'.",
+                id="offchat_notify.E011",
+            )
+        ]
+    except Exception:  # reported by check_settings
+        return []
+    errors: list[checks.CheckMessage] = []
+    for name, job in sorted(jobs.items()):
+        if job.cron is not None:
+            try:
+                check_cron(job.cron)
+            except ImportError:
+                return [
+                    checks.Error(
+                        "Periodic jobs with a cron schedule need APScheduler.",
+                        hint='pip install "offchat-notify[scheduler]"',
+                        id="offchat_notify.E011",
+                    )
+                ]
+            except ValueError as e:
+                errors.append(
+                    checks.Error(
+                        f"Periodic job {name!r} has an invalid cron schedule: {e}",
+                        hint="Five fields: minute hour day-of-month month day-of-week, "
+                        "for example '*/5 * * * *' or '0 9 * * mon-fri'.",
+                        id="offchat_notify.E011",
+                    )
+                )
+        try:
+            import_string(job.task)
+        except ImportError as e:
+            errors.append(
+                checks.Error(
+                    f"Periodic job {name!r} names {job.task!r}, which does not import: {e}",
+                    hint="Use the dotted path of a function that takes no arguments.",
+                    id="offchat_notify.E012",
+                )
+            )
+    return errors
+
+
+def check_scheduler_lock(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """W005 (deploy): periodic jobs with no lock to keep a second scheduler idle."""
+    from .leader import lock_url
+
+    try:
+        url = lock_url()
+    except Exception:  # reported by check_settings
+        return []
+    if url is None:
+        return [
+            checks.Warning(
+                "The scheduler has no Redis lock: two notify_scheduler processes would both "
+                "run every periodic job.",
+                hint="Run exactly one notify_scheduler, or set "
+                "OFFCHAT_NOTIFY['SCHEDULER_LOCK_URL'] to a Redis URL (a Redis DRAMATIQ_BROKER "
+                "is used by default).",
+                id="offchat_notify.W005",
+            )
+        ]
+    return []

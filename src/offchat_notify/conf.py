@@ -46,6 +46,10 @@ DEFAULTS: dict[str, Any] = {
     "RELAY_AFTER": 60,
     "STUCK_AFTER": 30,
     "RELAY_BATCH": 1000,
+    "SCHEDULER_LOCK_URL": None,
+    "SCHEDULER_LOCK_KEY": "offchat_notify:scheduler",
+    "SCHEDULER_LOCK_TTL": 10,
+    "SCHEDULER_GRACE": 300,
 }
 
 # dramatiq's own rule for queue names (dramatiq/actor.py).
@@ -83,6 +87,10 @@ class NotifySettings:
     RELAY_AFTER: int | float
     STUCK_AFTER: int | float
     RELAY_BATCH: int
+    SCHEDULER_LOCK_URL: str | None
+    SCHEDULER_LOCK_KEY: str
+    SCHEDULER_LOCK_TTL: int | float
+    SCHEDULER_GRACE: int | float
 
     @property
     def backend_path(self) -> str:
@@ -126,7 +134,7 @@ def find_problems(raw: Any) -> list[Problem]:
     def bad(key: str, msg: str, hint: str) -> None:
         problems.append(Problem("offchat_notify.E002", key, msg, hint))
 
-    for key in ("BACKEND", "ROLE_RESOLVER", "ADMIN_ROLE", "QUEUE"):
+    for key in ("BACKEND", "ROLE_RESOLVER", "ADMIN_ROLE", "QUEUE", "SCHEDULER_LOCK_KEY"):
         if not isinstance(merged[key], str) or not merged[key]:
             bad(
                 key,
@@ -147,7 +155,14 @@ def find_problems(raw: Any) -> list[Problem]:
         value = merged[key]
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             bad(key, f"must be a positive integer, not {value!r}.", f"Default: {DEFAULTS[key]}.")
-    for key in ("RELAY_AFTER", "STUCK_AFTER"):
+    lock_url = merged["SCHEDULER_LOCK_URL"]
+    if lock_url is not None and not isinstance(lock_url, str):
+        bad(
+            "SCHEDULER_LOCK_URL",
+            f"must be a redis:// URL, '' or None, not {lock_url!r}.",
+            "None uses the Redis of DRAMATIQ_BROKER; '' runs the scheduler without a lock.",
+        )
+    for key in ("RELAY_AFTER", "STUCK_AFTER", "SCHEDULER_LOCK_TTL", "SCHEDULER_GRACE"):
         value = merged[key]
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
             bad(

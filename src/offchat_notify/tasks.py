@@ -13,6 +13,7 @@ from typing import Any
 
 import dramatiq
 
+from . import scheduler
 from .conf import get_settings
 from .delivery import deliver
 from .exceptions import PoisonMessage, TransientDeliveryError
@@ -59,3 +60,21 @@ def deliver_event(*args: Any, **kwargs: Any) -> None:
         )
         raise PoisonMessage(f"Not a delivery job: args={args!r} kwargs={kwargs!r}")
     deliver(args[0])
+
+
+def never_retry(retries: int, exception: BaseException) -> bool:
+    """Periodic jobs are not retried: the next tick runs them again."""
+    return False
+
+
+@dramatiq.actor(
+    actor_name="offchat_notify.run_job",
+    queue_name=get_settings().QUEUE,
+    retry_when=never_retry,
+    time_limit=60 * 60 * 1000,
+)
+def run_job(name: str) -> None:
+    """Run one periodic job by name, for ``manage.py notify_scheduler``."""
+    if not isinstance(name, str):
+        raise PoisonMessage(f"Not a job name: {name!r}")
+    scheduler.run_job(name)

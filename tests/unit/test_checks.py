@@ -18,6 +18,7 @@ from offchat_notify.checks import (
     check_dramatiq_setup,
     check_settings,
 )
+from offchat_notify.conf import DEFAULTS
 
 GOOD_MIDDLEWARE = [
     "dramatiq.middleware.AgeLimit",
@@ -43,10 +44,7 @@ def test_unknown_key():
         assert check_settings() == [
             checks.Error(
                 "OFFCHAT_NOTIFY['QUEUES'] is not a known setting.",
-                hint="Did you mean 'QUEUE'? Known keys: BACKEND, QUEUE, ROLE_RESOLVER, "
-                "ROLE_RESOLVER_OPTIONS, ADMIN_ROLE, CHUNK_SIZE, ON_BROKER_ERROR, "
-                "RETENTION_DAYS, SCHEDULE, RAISE_RULE_ERRORS, MAX_ATTEMPTS, RELAY_AFTER, "
-                "STUCK_AFTER, RELAY_BATCH.",
+                hint=f"Did you mean 'QUEUE'? Known keys: {', '.join(DEFAULTS)}.",
                 id="offchat_notify.E001",
             )
         ]

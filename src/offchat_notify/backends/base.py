@@ -33,6 +33,12 @@ class BaseBackend(abc.ABC):
         """
         self.dispatch(event_id)
 
+    def enqueue_job(self, name: str) -> None:
+        """Have the periodic job ``name`` run. Defaults to running it here and now."""
+        from offchat_notify.scheduler import run_job
+
+        run_job(name)
+
     @classmethod
     def check(cls, **kwargs: Any) -> list[CheckMessage]:
         """Return system check messages about this backend's setup (before it is built)."""

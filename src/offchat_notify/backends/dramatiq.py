@@ -37,6 +37,11 @@ class DramatiqBackend(BaseBackend):
     def redispatch(self, event_id: int) -> None:
         self.actor.send(event_id)
 
+    def enqueue_job(self, name: str) -> None:
+        from offchat_notify.tasks import run_job
+
+        run_job.send(name)
+
     def handle_broker_error(self, event_id: int, exc: Exception) -> None:
         policy = get_settings().ON_BROKER_ERROR
         if policy == "raise":
