@@ -49,10 +49,12 @@ napoleon_numpy_docstring = False
 # Without intersphinx (the docs build offline) the Django and standard-library
 # classes named in our signatures cannot resolve. Ignore exactly those.
 nitpick_ignore = [
+    ("py:class", "collections.abc.Callable"),
     ("py:class", "collections.abc.Iterable"),
     ("py:class", "django.core.checks.messages.CheckMessage"),
     ("py:class", "django.db.models.base.Model"),
     ("py:class", "django.db.models.query_utils.Q"),
+    ("py:class", "django.dispatch.dispatcher.Signal"),
 ]
 
 # -- HTML ------------------------------------------------------------------

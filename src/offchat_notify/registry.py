@@ -51,7 +51,7 @@ MODEL_EVENTS = {
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Notice:
-    """What a rule returns: the arguments of one :func:`offchat_notify.notify` call."""
+    """What a rule returns: the arguments of one :func:`offchat_notify.api.notify` call."""
 
     audience: Audience
     verb: str
@@ -103,8 +103,8 @@ class Rule:
 class NotificationRegistry:
     """Holds the rules and connects each one to its signal.
 
-    The module-level :data:`registry` is the one host projects use; tests may
-    build their own.
+    The module-level :data:`default` is the one host projects use (through this
+    module's functions); tests may build their own.
     """
 
     Notice = Notice
@@ -177,7 +177,7 @@ class NotificationRegistry:
                 "Rename the function or unregister the first one."
             )
         self._registry[rule.key] = rule
-        if rule.signal is not None or apps.ready:
+        if rule.signal is not None or apps.models_ready:
             self._connect(rule)
         return rule
 

@@ -233,3 +233,31 @@ def test_notify_rules_lists_the_rules():
         "announcement_made",
         "tests.testapp.notifications",
     ]
+
+
+def test_notify_rules_names_signals_and_senders(rules, monkeypatch):
+    monkeypatch.setattr("offchat_notify.management.commands.notify_rules.registry", rules)
+    rules.on_signal(PAYMENT_FAILED, sender=Room)(admins_notice)
+    out = StringIO()
+    call_command("notify_rules", stdout=out)
+    assert out.getvalue().splitlines()[1].split()[:4] == [
+        f"{__name__}.PAYMENT_FAILED",
+        "from",
+        "testapp.Room",
+        "signal",
+    ]
+
+
+PAYMENT_FAILED = Signal()
+
+
+def test_rules_registered_from_an_app_ready_are_connected(rules, make_users, monkeypatch):
+    # While AppConfig.ready() methods run, apps.ready is still False.
+    from django.apps import apps
+
+    (user,) = make_users(1)
+    monkeypatch.setattr(apps, "ready", False)
+    rules.on_create(Room)(lambda room: Notice(audience=Audience.users([user]), verb="room.made"))
+    monkeypatch.undo()
+    Room.objects.create(name="r")
+    assert Event.objects.filter(verb="room.made").count() == 1
