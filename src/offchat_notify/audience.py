@@ -195,12 +195,13 @@ def _describe(spec: dict[str, Any]) -> str:
     return f"{_describe(spec['from'])} except {len(spec['exclude'])} user(s)"
 
 
-# Paging. Explicit id lists can be long (100,000 ids); a page query only ever
-# carries the part of each list that can fall inside the page, so no query
-# grows past ``page_size`` ids per list, on any database.
+# Paging (used by fanout.iter_pages). Explicit id lists can be long (100,000
+# ids); a page query only ever carries the part of each list that can fall
+# inside the page, so no query grows past ``page_size`` ids per list, on any
+# database.
 
 
-class _Window:
+class Window:
     def __init__(self, after: Any, page_size: int) -> None:
         self.after = after
         self.page_size = page_size
@@ -216,7 +217,7 @@ class _Window:
         return ids
 
 
-def _to_q(spec: dict[str, Any], resolver: BaseRoles, window: _Window) -> Q:
+def _to_q(spec: dict[str, Any], resolver: BaseRoles, window: Window) -> Q:
     if "users" in spec:
         return Q(pk__in=window.ids(spec["users"]))
     if "role" in spec:
@@ -234,6 +235,11 @@ def _to_q(spec: dict[str, Any], resolver: BaseRoles, window: _Window) -> Q:
     return _to_q(spec["from"], resolver, window) & ~Q(pk__in=excluded)
 
 
+def audience_q(audience: Audience, resolver: BaseRoles, window: Window) -> Q:
+    """The audience as a filter on the user model, its id lists cut to ``window``."""
+    return _to_q(audience.spec, resolver, window)
+
+
 def active_users() -> Any:
     """The users who may receive notifications: all of them, or the active ones."""
     user_model = _user_model()
@@ -243,31 +249,3 @@ def active_users() -> Any:
     except FieldDoesNotExist:
         return manager.all()
     return manager.filter(is_active=True)
-
-
-def iter_recipient_ids(
-    audience: Audience, resolver: BaseRoles, page_size: int
-) -> Iterator[list[Any]]:
-    """Yield the audience's active user ids in ascending pages of at most ``page_size``.
-
-    Keyset pagination on the primary key: memory is bounded by one page, and
-    a delivery that restarts part-way can begin again from the start safely.
-    """
-    after = None
-    while True:
-        window = _Window(after, page_size)
-        q = _to_q(audience.spec, resolver, window)
-        page = active_users().filter(q)
-        if after is not None:
-            page = page.filter(pk__gt=after)
-        if window.upper is not None:
-            page = page.filter(pk__lte=window.upper)
-        ids = list(page.order_by("pk").values_list("pk", flat=True)[:page_size])
-        if ids:
-            yield ids
-        if len(ids) == page_size:
-            after = ids[-1]
-        elif window.upper is not None:
-            after = window.upper
-        else:
-            return

@@ -16,7 +16,7 @@ import traceback
 from django.db import transaction
 from django.utils import timezone
 
-from .audience import Audience, active_users, iter_recipient_ids
+from .audience import Audience, active_users
 from .conf import get_settings
 from .exceptions import (
     DeliveryError,
@@ -24,6 +24,7 @@ from .exceptions import (
     PermanentDeliveryError,
     TransientDeliveryError,
 )
+from .fanout import insert_page, iter_pages
 from .models import Event, Notification
 from .roles import get_role_resolver
 
@@ -79,19 +80,18 @@ def deliver(event_id: int) -> Event | None:
 
 
 def write_notifications(event_id: int, audience: Audience) -> int:
-    """Insert the Notification rows of one Event, a page at a time; return pages written."""
+    """Insert the Notification rows of one Event, a page at a time; return the rows added.
+
+    Each page is one set-based ``INSERT ... SELECT`` (see :mod:`.fanout`).
+    """
     conf = get_settings()
     resolver = get_role_resolver()
-    pages = 0
-    for ids in iter_recipient_ids(audience, resolver, conf.CHUNK_SIZE):
-        Notification.objects.bulk_create(
-            [Notification(event_id=event_id, recipient_id=pk) for pk in ids],
-            ignore_conflicts=True,
-        )
-        pages += 1
+    added = 0
+    for users in iter_pages(audience, resolver, conf.CHUNK_SIZE):
+        added += insert_page(event_id, users)
         # The heartbeat: the relay treats a delivering Event that stops moving as stuck.
         Event.objects.filter(pk=event_id).update(updated_at=timezone.now())
-    return pages
+    return added
 
 
 def count_skipped(audience: Audience) -> int:

@@ -1,0 +1,75 @@
+"""Writing Notification rows: set-based where the database allows, in bounded pages.
+
+``INSERT INTO notification (event_id, recipient_id) SELECT %s, id FROM (users
+of this page) ON CONFLICT DO NOTHING``: the recipients go from the user table
+to the notification table inside the database, and no id travels through
+Python. Pages are ranges of user primary keys; only one boundary id per page is
+read. Databases without "ignore conflicts" inserts fall back to reading the
+page's ids and ``bulk_create(ignore_conflicts=True)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from django.db import connections, router
+from django.db.models import F, QuerySet
+from django.db.models.constants import OnConflict
+
+from .audience import Audience, Window, active_users, audience_q
+from .models import Notification
+from .roles import BaseRoles
+
+
+def iter_pages(audience: Audience, resolver: BaseRoles, page_size: int) -> Iterator[QuerySet]:
+    """Yield querysets of users, ascending disjoint primary-key ranges of at most
+    ``page_size`` users each, that together are the audience's active users."""
+    after = None
+    while True:
+        window = Window(after, page_size)
+        page = active_users().filter(audience_q(audience, resolver, window)).order_by()
+        if after is not None:
+            page = page.filter(pk__gt=after)
+        if window.upper is not None:
+            page = page.filter(pk__lte=window.upper)
+        boundary = list(page.order_by("pk").values_list("pk", flat=True)[page_size - 1 : page_size])
+        if boundary:
+            yield page.filter(pk__lte=boundary[0])
+            after = boundary[0]
+            continue
+        yield page
+        if window.upper is None:
+            return
+        after = window.upper
+
+
+def insert_page(event_id: int, users: QuerySet) -> int:
+    """Write one page of Notification rows for ``event_id``; return how many were new."""
+    using = router.db_for_write(Notification)
+    connection = connections[using]
+    if not connection.features.supports_ignore_conflicts or users.db != using:
+        return _bulk_create(event_id, users)
+    quote = connection.ops.quote_name
+    meta = Notification._meta
+    event_col = quote(meta.get_field("event").column)
+    recipient_col = quote(meta.get_field("recipient").column)
+    select = users.annotate(offchat_recipient=F("pk")).values("offchat_recipient")
+    select_sql, params = select.query.sql_with_params()
+    fields = [meta.get_field("event"), meta.get_field("recipient")]
+    sql = (
+        f"{connection.ops.insert_statement(on_conflict=OnConflict.IGNORE)} "
+        f"{quote(meta.db_table)} ({event_col}, {recipient_col}) "
+        f"SELECT %s, page.{quote('offchat_recipient')} FROM ({select_sql}) page "
+        f"{connection.ops.on_conflict_suffix_sql(fields, OnConflict.IGNORE, None, None)}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, (event_id, *params))
+        return max(cursor.rowcount, 0)
+
+
+def _bulk_create(event_id: int, users: QuerySet) -> int:
+    ids = list(users.values_list("pk", flat=True))
+    created = Notification.objects.bulk_create(
+        [Notification(event_id=event_id, recipient_id=pk) for pk in ids], ignore_conflicts=True
+    )
+    return len(created)
