@@ -46,6 +46,7 @@ DEFAULTS: dict[str, Any] = {
     "RELAY_AFTER": 60,
     "STUCK_AFTER": 30,
     "RELAY_BATCH": 1000,
+    "PARALLEL_CHUNK": 50_000,
     "SCHEDULER_LOCK_URL": None,
     "SCHEDULER_LOCK_KEY": "offchat_notify:scheduler",
     "SCHEDULER_LOCK_TTL": 10,
@@ -87,6 +88,7 @@ class NotifySettings:
     RELAY_AFTER: int | float
     STUCK_AFTER: int | float
     RELAY_BATCH: int
+    PARALLEL_CHUNK: int | None
     SCHEDULER_LOCK_URL: str | None
     SCHEDULER_LOCK_KEY: str
     SCHEDULER_LOCK_TTL: int | float
@@ -155,6 +157,15 @@ def find_problems(raw: Any) -> list[Problem]:
         value = merged[key]
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             bad(key, f"must be a positive integer, not {value!r}.", f"Default: {DEFAULTS[key]}.")
+    parallel = merged["PARALLEL_CHUNK"]
+    if parallel is not None and (
+        isinstance(parallel, bool) or not isinstance(parallel, int) or parallel < 1
+    ):
+        bad(
+            "PARALLEL_CHUNK",
+            f"must be None or a positive integer, not {parallel!r}.",
+            "None delivers every Event in one job; default 50000 recipients per job.",
+        )
     lock_url = merged["SCHEDULER_LOCK_URL"]
     if lock_url is not None and not isinstance(lock_url, str):
         bad(

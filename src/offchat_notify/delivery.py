@@ -10,13 +10,13 @@ rows already written.
 from __future__ import annotations
 
 import logging
-import time
 import traceback
 
 from django.db import transaction
 from django.utils import timezone
 
 from .audience import Audience, active_users
+from .chunks import plan
 from .conf import get_settings
 from .exceptions import (
     DeliveryError,
@@ -44,7 +44,6 @@ def deliver(event_id: int) -> Event | None:
     * :class:`~offchat_notify.exceptions.PermanentDeliveryError` when it cannot
       succeed (a malformed Event) or its attempts are used up: state ``failed``.
     """
-    started = time.monotonic()
     event = _claim(event_id)
     if event is None:
         return None
@@ -53,18 +52,26 @@ def deliver(event_id: int) -> Event | None:
         return event
     try:
         audience = Audience.from_spec(event.audience)
+        if plan(event, audience):
+            return event  # its chunks run as jobs of their own; the last one finishes it
         write_notifications(event.pk, audience)
-        recipients = Notification.objects.filter(event_id=event.pk).count()
-        skipped = count_skipped(audience)
+        return finish(event, audience)
     except Exception as exc:
         raise _failed(event, exc) from exc
-    duration_ms = int((time.monotonic() - started) * 1000)
+
+
+def finish(event: Event, audience: Audience) -> Event:
+    """Count what was written and mark the Event delivered."""
+    recipients = Notification.objects.filter(event_id=event.pk).count()
+    skipped = count_skipped(audience)
+    now = timezone.now()
+    duration_ms = int((now - (event.started_at or now)).total_seconds() * 1000)
     Event.objects.filter(pk=event.pk).update(
         state=Event.State.DELIVERED,
         recipient_count=recipients,
         skipped_count=skipped,
-        delivered_at=timezone.now(),
-        updated_at=timezone.now(),
+        delivered_at=now,
+        updated_at=now,
         duration_ms=duration_ms,
         last_error="",
     )
@@ -87,7 +94,7 @@ def write_notifications(event_id: int, audience: Audience) -> int:
     conf = get_settings()
     resolver = get_role_resolver()
     added = 0
-    for users in iter_pages(audience, resolver, conf.CHUNK_SIZE):
+    for _last, users in iter_pages(audience, resolver, conf.CHUNK_SIZE):
         added += insert_page(event_id, users)
         # The heartbeat: the relay treats a delivering Event that stops moving as stuck.
         Event.objects.filter(pk=event_id).update(updated_at=timezone.now())

@@ -11,6 +11,7 @@ page's ids and ``bulk_create(ignore_conflicts=True)``.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 from django.db import connections, router
 from django.db.models import F, QuerySet
@@ -21,26 +22,40 @@ from .models import Notification
 from .roles import BaseRoles
 
 
-def iter_pages(audience: Audience, resolver: BaseRoles, page_size: int) -> Iterator[QuerySet]:
-    """Yield querysets of users, ascending disjoint primary-key ranges of at most
-    ``page_size`` users each, that together are the audience's active users."""
-    after = None
+def iter_pages(
+    audience: Audience,
+    resolver: BaseRoles,
+    page_size: int,
+    *,
+    after: Any = None,
+    until: Any = None,
+) -> Iterator[tuple[Any, QuerySet]]:
+    """Yield ``(last_pk, users)``: querysets of users in ascending, disjoint
+    primary-key ranges of at most ``page_size`` users, that together are the
+    audience's active users with ``after < pk <= until``.
+
+    ``last_pk`` is the range's inclusive upper bound (``None``: to the end).
+    Only the boundary ids are read; the querysets are for ``INSERT ... SELECT``.
+    """
     while True:
         window = Window(after, page_size)
         page = active_users().filter(audience_q(audience, resolver, window)).order_by()
         if after is not None:
             page = page.filter(pk__gt=after)
-        if window.upper is not None:
-            page = page.filter(pk__lte=window.upper)
+        upper = window.upper
+        if until is not None and (upper is None or until < upper):
+            upper = until
+        if upper is not None:
+            page = page.filter(pk__lte=upper)
         boundary = list(page.order_by("pk").values_list("pk", flat=True)[page_size - 1 : page_size])
-        if boundary:
-            yield page.filter(pk__lte=boundary[0])
+        if boundary and boundary[0] != upper:
+            yield boundary[0], page.filter(pk__lte=boundary[0])
             after = boundary[0]
             continue
-        yield page
-        if window.upper is None:
+        yield upper, page
+        if upper is None or upper == until:
             return
-        after = window.upper
+        after = upper
 
 
 def insert_page(event_id: int, users: QuerySet) -> int:

@@ -205,3 +205,29 @@ class Notification(models.Model):
         if self.read_at is None:
             self.read_at = timezone.now()
             type(self).objects.filter(pk=self.pk, read_at__isnull=True).update(read_at=self.read_at)
+
+
+class DeliveryChunk(models.Model):
+    """One slice of a large Event's audience, delivered by its own job.
+
+    Users with ``lo < pk <= hi`` (``lo`` null: from the start, ``hi`` null: to
+    the end). The Event is delivered when its last chunk is done.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="chunks")
+    index = models.PositiveIntegerField()
+    lo = models.CharField(max_length=64, blank=True)
+    hi = models.CharField(max_length=64, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    done_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("delivery chunk")
+        verbose_name_plural = _("delivery chunks")
+        constraints = [
+            models.UniqueConstraint(fields=["event", "index"], name="offchat_chunk_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"event {self.event_id} chunk {self.index}"

@@ -13,7 +13,7 @@ from typing import Any
 
 import dramatiq
 
-from . import scheduler
+from . import chunks, scheduler
 from .conf import get_settings
 from .delivery import deliver
 from .exceptions import PoisonMessage, TransientDeliveryError
@@ -48,8 +48,9 @@ DELIVER_OPTIONS: dict[str, Any] = {
 def deliver_event(*args: Any, **kwargs: Any) -> None:
     """Deliver one Event. The message carries the Event's id and nothing else.
 
-    A message that is not exactly one integer id is poison: it is logged and
-    dead-lettered, and never retried. An id with no Event is logged and dropped.
+    A message that is not exactly one integer id, or whose id names no Event,
+    is poison: it is logged with the reason and dead-lettered (the broker's
+    ``<queue>.XQ``), and never retried.
     """
     if kwargs or len(args) != 1 or isinstance(args[0], bool) or not isinstance(args[0], int):
         logger.error(
@@ -59,7 +60,33 @@ def deliver_event(*args: Any, **kwargs: Any) -> None:
             kwargs,
         )
         raise PoisonMessage(f"Not a delivery job: args={args!r} kwargs={kwargs!r}")
-    deliver(args[0])
+    if deliver(args[0]) is None:
+        # deliver() has logged it. The database is the source of truth: a
+        # message for an Event it does not hold was forged, sent to the wrong
+        # database, or outlived its Event; dead-lettered, it can be inspected.
+        logger.error("No Event %s in the database; rejecting the message.", args[0])
+        raise PoisonMessage(f"No Event with id {args[0]!r}")
+
+
+@dramatiq.actor(
+    actor_name="offchat_notify.deliver_chunk",
+    queue_name=get_settings().QUEUE,
+    **DELIVER_OPTIONS,
+)
+def deliver_chunk(*args: Any, **kwargs: Any) -> None:
+    """Deliver one chunk of a large Event: two ints, the Event id and the chunk index."""
+    if kwargs or len(args) != 2 or not all(type(a) is int for a in args):
+        logger.error(
+            "offchat_notify.deliver_chunk takes an Event id and a chunk index (ints), got "
+            "args=%r kwargs=%r; rejecting the message.",
+            args,
+            kwargs,
+        )
+        raise PoisonMessage(f"Not a chunk job: args={args!r} kwargs={kwargs!r}")
+    try:
+        chunks.deliver_chunk(*args)
+    except Exception as exc:
+        raise TransientDeliveryError(f"Event {args[0]} chunk {args[1]}: {exc}") from exc
 
 
 def never_retry(retries: int, exception: BaseException) -> bool:

@@ -33,6 +33,12 @@ class BaseBackend(abc.ABC):
         """
         self.dispatch(event_id)
 
+    def dispatch_chunk(self, event_id: int, index: int) -> None:
+        """Have one chunk of a large Event delivered. Defaults to here and now."""
+        from offchat_notify.chunks import deliver_chunk
+
+        deliver_chunk(event_id, index)
+
     def enqueue_job(self, name: str) -> None:
         """Have the periodic job ``name`` run. Defaults to running it here and now."""
         from offchat_notify.scheduler import run_job

@@ -37,6 +37,11 @@ class DramatiqBackend(BaseBackend):
     def redispatch(self, event_id: int) -> None:
         self.actor.send(event_id)
 
+    def dispatch_chunk(self, event_id: int, index: int) -> None:
+        from offchat_notify.tasks import deliver_chunk
+
+        deliver_chunk.send(event_id, index)
+
     def enqueue_job(self, name: str) -> None:
         from offchat_notify.tasks import run_job
 

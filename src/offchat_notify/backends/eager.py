@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 import dramatiq
 
 from .actor import load_actor
@@ -18,8 +20,16 @@ class EagerBackend(BaseBackend):
         self.actor = load_actor()
 
     def dispatch(self, event_id: int) -> None:
-        deliver_event = self.actor
-        message = deliver_event.message(event_id)
-        encoder = dramatiq.get_encoder()
-        decoded = encoder.decode(encoder.encode(message.asdict()))
-        deliver_event.fn(*decoded["args"], **decoded["kwargs"])
+        _run_eagerly(self.actor, event_id)
+
+    def dispatch_chunk(self, event_id: int, index: int) -> None:
+        from offchat_notify.tasks import deliver_chunk
+
+        _run_eagerly(deliver_chunk, event_id, index)
+
+
+def _run_eagerly(actor: Any, *args: Any) -> None:
+    """Call the actor's function with its arguments as a broker would deliver them."""
+    encoder = dramatiq.get_encoder()
+    decoded = encoder.decode(encoder.encode(actor.message(*args).asdict()))
+    actor.fn(*decoded["args"], **decoded["kwargs"])

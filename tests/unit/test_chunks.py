@@ -1,0 +1,102 @@
+"""Parallel chunks: a large audience delivered as several jobs, still once per recipient."""
+
+from __future__ import annotations
+
+import pytest
+from django.db.models import Count
+from django.test import override_settings
+
+from offchat_notify import Audience, notify
+from offchat_notify.backends.base import BaseBackend
+from offchat_notify.chunks import deliver_chunk
+from offchat_notify.delivery import deliver
+from offchat_notify.models import DeliveryChunk, Event, Notification
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+CHUNKED = {"BACKEND": "sync", "PARALLEL_CHUNK": 10, "CHUNK_SIZE": 4}
+
+
+def recipients(event) -> list[int]:
+    return sorted(Notification.objects.filter(event=event).values_list("recipient_id", flat=True))
+
+
+@override_settings(OFFCHAT_NOTIFY=CHUNKED)
+def test_a_large_audience_is_split_into_chunks_and_delivered_once(make_users):
+    admins = make_users(35, group="admin")
+    make_users(5)
+    event = notify(Audience.role("admin"), "x")
+    event.refresh_from_db()
+    assert recipients(event) == [u.pk for u in admins]
+    assert (event.state, event.recipient_count) == (Event.State.DELIVERED, 35)
+    chunks = list(DeliveryChunk.objects.filter(event=event).order_by("index"))
+    assert len(chunks) == 4  # 10 + 10 + 10 + 5
+    assert all(c.done_at is not None for c in chunks)
+    assert [c.hi for c in chunks[:-1]] == [str(admins[i].pk) for i in (9, 19, 29)]
+
+
+@override_settings(OFFCHAT_NOTIFY={**CHUNKED, "PARALLEL_CHUNK": 100})
+def test_a_small_audience_is_one_job(make_users):
+    make_users(35, group="admin")
+    event = notify(Audience.role("admin"), "x")
+    assert not DeliveryChunk.objects.filter(event=event).exists()
+    assert Notification.objects.filter(event=event).count() == 35
+
+
+class Recording(BaseBackend):
+    """Records chunk jobs instead of running them: a broker with no worker yet."""
+
+    chunks: list[tuple[int, int]] = []
+
+    def dispatch(self, event_id):
+        deliver(event_id)
+
+    def dispatch_chunk(self, event_id, index):
+        Recording.chunks.append((event_id, index))
+
+
+@override_settings(OFFCHAT_NOTIFY={**CHUNKED, "BACKEND": f"{__name__}.Recording"})
+def test_chunks_can_run_in_any_order_and_twice_and_the_last_one_finishes(make_users):
+    admins = make_users(25, group="admin")
+    Recording.chunks = []
+    event = notify(Audience.role("admin"), "x")
+    jobs = list(Recording.chunks)
+    assert [index for _e, index in jobs] == [0, 1, 2]
+    assert Event.objects.get(pk=event.pk).state == Event.State.DELIVERING
+    # Run them backwards, and one of them twice (a redelivered message).
+    assert deliver_chunk(event.pk, 2) is False
+    assert deliver_chunk(event.pk, 0) is False
+    assert deliver_chunk(event.pk, 0) is False
+    assert deliver_chunk(event.pk, 1) is True
+    event.refresh_from_db()
+    assert (event.state, event.recipient_count) == (Event.State.DELIVERED, 25)
+    assert recipients(event) == [u.pk for u in admins]
+    dupes = Notification.objects.values("recipient").annotate(n=Count("id")).filter(n__gt=1)
+    assert not dupes.exists()
+
+
+@override_settings(OFFCHAT_NOTIFY={**CHUNKED, "BACKEND": f"{__name__}.Recording"})
+def test_replanning_resends_only_the_chunks_not_done(make_users):
+    make_users(25, group="admin")
+    Recording.chunks = []
+    event = notify(Audience.role("admin"), "x")
+    deliver_chunk(event.pk, 1)
+    Recording.chunks = []
+    deliver(event.pk)  # what the relay does for a stuck Event
+    assert [index for _e, index in Recording.chunks] == [0, 2]
+
+
+@override_settings(OFFCHAT_NOTIFY={**CHUNKED, "BACKEND": "eager"})
+def test_eager_runs_chunks_through_the_chunk_actor(make_users):
+    admins = make_users(22, group="admin")
+    event = notify(Audience.role("admin").exclude(admins[0]), "x")
+    assert recipients(event) == [u.pk for u in admins[1:]]
+    assert DeliveryChunk.objects.filter(event=event).count() == 3
+
+
+@override_settings(OFFCHAT_NOTIFY={**CHUNKED, "PARALLEL_CHUNK": None})
+def test_parallel_chunks_can_be_turned_off(make_users):
+    make_users(35, group="admin")
+    event = notify(Audience.role("admin"), "x")
+    assert not DeliveryChunk.objects.filter(event=event).exists()
+    assert Notification.objects.filter(event=event).count() == 35
