@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Run the offchat-notify demo: the one command.
 
-    python3 example_project/run.py [--port 8000] [--host 127.0.0.1]
+    python3 example_project/run.py [--port 8000] [--host 127.0.0.1] [--database PATH] [--noreload]
 
 Migrates the SQLite database, creates the demo users, then starts the Django
 development server and, when REDIS_URL is set, a Dramatiq worker
@@ -39,6 +39,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].strip())
     parser.add_argument("--host", default="127.0.0.1", help="address to serve on (127.0.0.1)")
     parser.add_argument("--port", type=int, default=8000, help="port to serve on (8000)")
+    parser.add_argument(
+        "--database",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="the SQLite database file (default: $SQLITE_PATH, else example_project/db.sqlite3)",
+    )
+    parser.add_argument(
+        "--noreload",
+        action="store_true",
+        help="do not restart the web server when a source file changes",
+    )
     args = parser.parse_args(argv)
 
     restore = catch_termination()
@@ -56,34 +68,34 @@ def run(args: argparse.Namespace) -> int:
         print(f"run.py: {problem}", file=sys.stderr)
         return 2
 
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    env.setdefault("DJANGO_SETTINGS_MODULE", "example.settings")
-    if manage(["migrate", "--noinput"], env) or manage(["seed_demo"], env):
+    # Always this project's settings, whatever DJANGO_SETTINGS_MODULE the shell has.
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "DJANGO_SETTINGS_MODULE": "example.settings"}
+    if args.database is not None:
+        env["SQLITE_PATH"] = str(args.database.resolve())
+    database = env.get("SQLITE_PATH", "").strip() or str(HERE / "db.sqlite3")
+    print(f"Database: {database} (SQLite; migrating)", flush=True)
+    if manage(["migrate", "--noinput", "--verbosity", "0"], env) or manage(["seed_demo"], env):
         print("run.py: setting up the database failed (see above).", file=sys.stderr)
         return 1
 
     url = f"http://{args.host}:{args.port}/"
     print()
-    if redis_url:
-        print(f"Backend: {backend}. Broker: Redis at {redis_url}; a Dramatiq worker delivers.")
-    else:
-        print(f"Backend: {backend}, in-process: no broker and no worker needed.")
-        print("  (Set REDIS_URL=redis://127.0.0.1:6379/0 to deliver with a Dramatiq worker.)")
-        if backend == "dramatiq":
-            print(
-                "  Warning: OFFCHAT_BACKEND=dramatiq without REDIS_URL sends to an in-memory "
-                "StubBroker that no worker reads: events will stay pending."
-            )
-    print(f"Open {url} and log in as carol / demo1234, post a message, then as alice.")
+    for line in describe_mode(redis_url, backend):
+        print(line)
+    print()
+    print(f"Open {url}")
+    print("  Log in as carol and post a message in #general: alice (admin) is notified.")
+    print("  Log in as dave and flag carol's message: bob (moderator) is notified.")
     print("Press Ctrl-C to stop.\n", flush=True)
 
     children: list[Child] = []
     try:
         # runserver's autoreloader parent does not pass SIGTERM on to the server
         # it runs, so its whole group is signalled.
-        children.append(
-            Child.start("web", ["runserver", f"{args.host}:{args.port}"], env, signal_group=True)
-        )
+        runserver = ["runserver", f"{args.host}:{args.port}"]
+        if args.noreload:
+            runserver.append("--noreload")
+        children.append(Child.start("web", runserver, env, signal_group=True))
         if redis_url:
             # dramatiq's consumers poll Redis with a backoff of up to 1 s when
             # idle; 100 ms keeps the first notification after a quiet spell quick.
@@ -110,6 +122,29 @@ def run(args: argparse.Namespace) -> int:
         return 0
     finally:
         stop_all(children)
+
+
+def describe_mode(redis_url: str, backend: str) -> list[str]:
+    """The start banner's lines about the backend: which mode, and how to get the other."""
+    if redis_url:
+        lines = [
+            f"Mode: Redis ({redis_url}), backend {backend}.",
+            "  The web server writes each Event; a separate Dramatiq worker process",
+            "  (manage.py rundramatiq) delivers it. Unset REDIS_URL to run without Redis.",
+        ]
+    else:
+        lines = [
+            f"Mode: no Redis (REDIS_URL is not set), backend {backend}, in-process.",
+            "  Notifications are delivered inside the web server right after each commit:",
+            "  no broker, no worker. Set REDIS_URL=redis://127.0.0.1:6379/0 to use Redis",
+            "  and a Dramatiq worker.",
+        ]
+        if backend == "dramatiq":
+            lines.append(
+                "  Warning: OFFCHAT_BACKEND=dramatiq without REDIS_URL sends to an in-memory "
+                "StubBroker that no worker reads: events will stay pending."
+            )
+    return lines
 
 
 def find_problem(redis_url: str, host: str, port: int) -> str | None:

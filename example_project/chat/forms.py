@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django import forms
 
-from .models import Message
+from .models import Flag, Message
 
 
 class MessageForm(forms.ModelForm):
@@ -22,3 +22,10 @@ class MessageForm(forms.ModelForm):
         if len(text) > 2000:
             raise forms.ValidationError("Keep it under 2,000 characters.")
         return text
+
+
+class FlagForm(forms.ModelForm):
+    class Meta:
+        model = Flag
+        fields = ["reason"]
+        error_messages = {"reason": {"max_length": "Keep the reason under 200 characters."}}

@@ -1,4 +1,7 @@
-"""The host's own models: conversations and the messages posted in them."""
+"""The host's own models: conversations, the messages posted in them, and flags.
+
+None of them knows about offchat-notify: chat/notifications.py wires them.
+"""
 
 from __future__ import annotations
 
@@ -29,7 +32,6 @@ class Message(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chat_messages"
     )
     text = models.TextField()
-    flagged = models.BooleanField(default=False, help_text="Marked for a moderator's attention.")
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
 
     class Meta:
@@ -43,3 +45,26 @@ class Message(models.Model):
         # conversation_id, not conversation: no query per message in a list.
         url = reverse("chat:conversation", args=[self.conversation_id])
         return f"{url}#message-{self.pk}"
+
+
+class Flag(models.Model):
+    """A user asking the moderators to look at a message. Once per user and message."""
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="flags")
+    flagged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chat_flags"
+    )
+    reason = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["message", "flagged_by"], name="chat_flag_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.flagged_by} flagged message {self.message_id}"
+
+    def get_absolute_url(self) -> str:
+        return self.message.get_absolute_url()

@@ -10,6 +10,9 @@ OFFCHAT_BACKEND      sync, eager or dramatiq. Default: dramatiq when REDIS_URL i
 DJANGO_DEBUG         1 (default) or 0.
 DJANGO_SECRET_KEY    default: an insecure key, fine for a local demo only.
 DJANGO_ALLOWED_HOSTS comma-separated, default 127.0.0.1,localhost.
+DRAMATIQ_NAMESPACE   the prefix of dramatiq's Redis keys, default dramatiq.
+SQLITE_PATH          the SQLite database file, default example_project/db.sqlite3
+                     (run.py --database PATH sets it).
 """
 
 from __future__ import annotations
@@ -86,7 +89,7 @@ TEMPLATES = [
 DATABASES = {
     "default": {
         "ENGINE": "django.db.backends.sqlite3",
-        "NAME": BASE_DIR / "db.sqlite3",
+        "NAME": os.environ.get("SQLITE_PATH", "").strip() or BASE_DIR / "db.sqlite3",
         "OPTIONS": {
             "timeout": 20,
             "transaction_mode": "IMMEDIATE",
@@ -129,7 +132,13 @@ DRAMATIQ_BROKER = {
     "BROKER": (
         "dramatiq.brokers.redis.RedisBroker" if REDIS_URL else "dramatiq.brokers.stub.StubBroker"
     ),
-    "OPTIONS": {"url": REDIS_URL} if REDIS_URL else {},
+    "OPTIONS": (
+        # DRAMATIQ_NAMESPACE: the prefix of the Redis keys, so that two demos
+        # (or a demo and the browser test) can share one Redis server.
+        {"url": REDIS_URL, "namespace": os.environ.get("DRAMATIQ_NAMESPACE", "dramatiq")}
+        if REDIS_URL
+        else {}
+    ),
     "MIDDLEWARE": [
         "dramatiq.middleware.AgeLimit",
         "dramatiq.middleware.TimeLimit",
