@@ -17,7 +17,7 @@ def resolve(audience: Audience, page_size: int = 1000) -> list[list[int]]:
     """The audience's pages of ids (empty pages dropped)."""
     pages = [
         list(users.order_by("pk").values_list("pk", flat=True))
-        for users in iter_pages(audience, GroupRoles(), page_size)
+        for _last, users in iter_pages(audience, GroupRoles(), page_size)
     ]
     return [page for page in pages if page]
 
@@ -88,7 +88,7 @@ def test_long_id_lists_never_put_more_than_a_page_of_ids_in_a_query(make_users):
     assert all(len(p) <= 4 for p in pages)
     assert flat(pages) == sorted(set(real) - set(real[3:9]))
     # Each page query carries at most a page of each id list, whatever its length.
-    for users in iter_pages(audience, GroupRoles(), 4):
+    for _last, users in iter_pages(audience, GroupRoles(), 4):
         _sql, params = users.query.sql_with_params()
         assert len(params) <= 2 * 4 + 3
 
