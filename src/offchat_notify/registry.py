@@ -66,9 +66,8 @@ class Notice:
     def send(self) -> Any:
         from .api import notify
 
-        fields = dataclasses.asdict(self) | {"actor": self.actor, "target": self.target}
-        fields.pop("audience")
-        return notify(self.audience, **fields)
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        return notify(fields.pop("audience"), **fields)
 
 
 @dataclasses.dataclass(frozen=True)
