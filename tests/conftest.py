@@ -20,7 +20,7 @@ from django.contrib.auth.models import Group
 
 from offchat_notify.conf import reset_caches
 
-from .helpers import WorkerProcess, broker_middleware, require
+from .helpers import RedisServer, WorkerProcess, broker_middleware, require
 
 
 def _redis_answers() -> bool:
@@ -144,15 +144,82 @@ def rabbitmq_broker(rabbitmq_url: str) -> Iterator[Any]:
 
 
 @pytest.fixture
-def start_worker(postgres: None, tmp_path: Path) -> Iterator[Callable[[str], WorkerProcess]]:
-    """Start real worker processes on the test database; stop them after the test."""
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A redis-server of this test's own, on a free loopback port: a test may stop it."""
+    require(
+        "redis-server",
+        RedisServer.available(),
+        "the redis-server binary is not on PATH (apt-get install redis-server)",
+    )
+    server = RedisServer(tmp_path).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def use_broker() -> Iterator[Callable[[Any], Any]]:
+    """Point the library's actor at a broker the test built, until the test ends."""
+    swaps: list[Iterator[Any]] = []
+
+    def use(broker: Any) -> Any:
+        swap = _swap_actor_broker(broker)
+        next(swap)
+        swaps.append(swap)
+        return broker
+
+    yield use
+    for swap in reversed(swaps):
+        next(swap, None)
+
+
+@pytest.fixture
+def private_queue() -> Iterator[str]:
+    """Send the library's delivery jobs to a queue of this test's own.
+
+    Workers must be told too: ``worker_env(QUEUE=private_queue)``. Workers of
+    other test runs sharing the RabbitMQ server then never see its messages.
+    Request it before any broker fixture, which declares the actor's queue.
+    """
+    from offchat_notify.tasks import deliver_chunk, deliver_event
+
+    name = f"offchat_test_{uuid.uuid4().hex[:12]}"
+    previous = {actor: actor.queue_name for actor in (deliver_event, deliver_chunk)}
+    for actor in previous:
+        actor.queue_name = name
+    try:
+        yield name
+    finally:
+        for actor, queue_name in previous.items():
+            actor.queue_name = queue_name
+
+
+@pytest.fixture
+def private_rabbitmq(rabbitmq_url: str, private_queue: str, use_broker: Any) -> Iterator[Any]:
+    """A RabbitMQ broker for the library's actor, on a private queue deleted afterwards."""
+    from dramatiq.brokers.rabbitmq import RabbitmqBroker
+
+    broker = use_broker(RabbitmqBroker(url=rabbitmq_url, middleware=broker_middleware()))
+    broker.declare_queue(private_queue, ensure=True)
+    yield broker
+    for name in (private_queue, f"{private_queue}.DQ", f"{private_queue}.XQ"):
+        broker.channel.queue_delete(name)
+
+
+@pytest.fixture
+def start_worker(postgres: None, tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
+    """Start real worker processes on the test database; stop them after the test.
+
+    ``start_worker(broker, env=..., threads=..., processes=...)``: see WorkerProcess.
+    """
     from django.db import connection
 
     workers: list[WorkerProcess] = []
 
-    def start(broker: str) -> WorkerProcess:
+    def start(broker: str, **options: Any) -> WorkerProcess:
         log = tmp_path / f"worker-{len(workers)}.log"
-        worker = WorkerProcess(broker, connection.settings_dict["NAME"], log).start()
+        worker = WorkerProcess(broker, connection.settings_dict["NAME"], log, **options).start()
         workers.append(worker)
         return worker
 
@@ -161,7 +228,7 @@ def start_worker(postgres: None, tmp_path: Path) -> Iterator[Callable[[str], Wor
         worker.stop()
 
 
-SERVICE_MARKERS = ("postgres", "redis", "rabbitmq", "worker")
+SERVICE_MARKERS = ("postgres", "redis", "rabbitmq", "worker", "browser")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -172,8 +239,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         "start_worker": "worker",
         "redis_url": "redis",
         "redis_broker": "redis",
+        "redis_server": "redis",
         "rabbitmq_url": "rabbitmq",
         "rabbitmq_broker": "rabbitmq",
+        "private_rabbitmq": "rabbitmq",
     }
     for item in items:
         for fixture, marker in fixture_markers.items():

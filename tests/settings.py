@@ -5,10 +5,18 @@ DATABASE_URL  postgres://USER@HOST:PORT/NAME, or sqlite:///PATH (default: Postgr
 REDIS_URL     redis://127.0.0.1:6379/0
 RABBITMQ_URL  amqp://guest:guest@127.0.0.1:5672/%2F
 TEST_BROKER   stub (default), redis or rabbitmq: the broker django-dramatiq builds
+
+Hooks for the worker processes the tests start (tests/helpers.py, WorkerProcess):
+
+OFFCHAT_WORKER_DATABASE      the database to use as is (the test database)
+OFFCHAT_DB_APPLICATION_NAME  PostgreSQL application_name of the connections
+TEST_OFFCHAT_NOTIFY          JSON object merged into OFFCHAT_NOTIFY
+TEST_CONN_MAX_AGE            CONN_MAX_AGE of the database, in seconds, or "none"
 """
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import tempfile
@@ -34,7 +42,7 @@ def _database(url: str) -> dict:
     if parts.scheme == "sqlite":
         return {
             "ENGINE": "django.db.backends.sqlite3",
-            "NAME": parts.path.lstrip("/") or os.path.join(tempfile.gettempdir(), "offchat.db"),
+            "NAME": parts.path[1:] or os.path.join(tempfile.gettempdir(), "offchat.db"),
         }
     if parts.scheme in ("postgres", "postgresql"):
         name = parts.path.lstrip("/") or "test"
@@ -58,11 +66,20 @@ DATABASES = {"default": _database(DATABASE_URL)}
 if os.environ.get("OFFCHAT_WORKER_DATABASE"):
     # A worker process started by a test: use the test database directly.
     DATABASES["default"]["NAME"] = os.environ["OFFCHAT_WORKER_DATABASE"]
+if os.environ.get("TEST_CONN_MAX_AGE"):
+    # Persistent connections, as many production sites run workers ("none": forever).
+    _age = os.environ["TEST_CONN_MAX_AGE"]
+    DATABASES["default"]["CONN_MAX_AGE"] = None if _age == "none" else int(_age)
+if os.environ.get("OFFCHAT_DB_APPLICATION_NAME") and "postgresql" in DATABASES["default"]["ENGINE"]:
+    DATABASES["default"]["OPTIONS"] = {
+        "application_name": os.environ["OFFCHAT_DB_APPLICATION_NAME"]
+    }
 
 _BROKERS = {
     "stub": {"BROKER": "dramatiq.brokers.stub.StubBroker", "OPTIONS": {}},
     "redis": {
-        "BROKER": "dramatiq.brokers.redis.RedisBroker",
+        # dramatiq's Redis broker, with a consumer that dead-letters undecodable messages.
+        "BROKER": "offchat_notify.brokers.RedisBroker",
         "OPTIONS": {"url": REDIS_URL, "namespace": REDIS_NAMESPACE},
     },
     "rabbitmq": {
@@ -120,10 +137,13 @@ TEMPLATES = [
         },
     }
 ]
-OFFCHAT_NOTIFY = {"BACKEND": "sync"}
+OFFCHAT_NOTIFY = {"BACKEND": "sync", **json.loads(os.environ.get("TEST_OFFCHAT_NOTIFY", "{}"))}
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "loggers": {"offchat_notify": {"handlers": ["console"], "level": "WARNING"}},
 }
+if os.environ.get("OFFCHAT_WORKER_DATABASE"):
+    # Worker processes log dramatiq's INFO lines too ("Worker process is ready for action.").
+    LOGGING["loggers"]["dramatiq"] = {"handlers": ["console"], "level": "INFO"}
