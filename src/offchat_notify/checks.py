@@ -269,11 +269,15 @@ def check_schedule(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
                     )
                 )
         try:
-            import_string(job.task)
+            task = import_string(job.task)
         except ImportError as e:
+            problem = f"which does not import: {e}"
+        else:
+            problem = "" if callable(task) else f"which is a {type(task).__name__}, not a function"
+        if problem:
             errors.append(
                 checks.Error(
-                    f"Periodic job {name!r} names {job.task!r}, which does not import: {e}",
+                    f"Periodic job {name!r} names {job.task!r}, {problem}",
                     hint="Use the dotted path of a function that takes no arguments.",
                     id="offchat_notify.E012",
                 )

@@ -3,8 +3,9 @@
 The scheduler that holds the lock runs the jobs and renews the lock while it
 lives; the others wait on standby and take over once the lock expires (a
 leader killed with SIGKILL stops renewing). Each tick is also claimed in Redis
-(:meth:`RedisLeaderLock.claim_tick`), so even a leader that was paused past its
-lock and has not noticed yet cannot run a tick a second time.
+(:meth:`RedisLeaderLock.claim_tick`), by its scheduled time and only forwards,
+so even a leader that was paused past its lock and has not noticed yet cannot
+run a tick that its successor ran, nor an older one.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import os
 import socket
 import uuid
 from typing import Any
+from urllib.parse import quote
 
 from django.conf import settings
 
@@ -27,6 +29,14 @@ if redis.call('get', KEYS[1]) == ARGV[1] then
     return redis.call('pexpire', KEYS[1], ARGV[2])
 end
 return 0
+"""
+_CLAIM = """
+local last = redis.call('get', KEYS[1])
+if last and tonumber(last) >= tonumber(ARGV[1]) then
+    return 0
+end
+redis.call('set', KEYS[1], ARGV[1], 'px', ARGV[2])
+return 1
 """
 _RELEASE = """
 if redis.call('get', KEYS[1]) == ARGV[1] then
@@ -59,25 +69,27 @@ class RedisLeaderLock:
     def release(self) -> None:
         self.client.eval(_RELEASE, 1, self.key, self.token)
 
-    def get(self, name: str) -> str | None:
-        value = self.client.get(f"{self.key}:{name}")
-        return value.decode() if value else None
-
-    def set(self, name: str, value: str) -> None:
-        self.client.set(f"{self.key}:{name}", value)
-
     def holder(self) -> str | None:
         value = self.client.get(self.key)
         return value.decode() if value else None
 
-    def claim_tick(self, job: str, period_ms: int) -> bool:
-        """True for the first scheduler to claim this tick of ``job``.
+    def claim_tick(self, job: str, tick_ms: int, keep_ms: int) -> bool:
+        """True for the first scheduler to claim the tick of ``job`` scheduled at ``tick_ms``.
 
-        The claim lasts half a period: long enough to cover schedulers whose
-        clocks or wake-ups differ, short enough to free the next tick.
+        ``tick_ms`` is the tick's scheduled time (Unix ms). A claim succeeds
+        only past the last claimed tick, so a tick runs at most once, and a
+        late scheduler can never run a tick older than one already run. The
+        record is kept ``keep_ms``, long enough to tell what a new leader missed.
         """
-        key = f"{self.key}:tick:{job}"
-        return bool(self.client.set(key, self.token, nx=True, px=max(period_ms // 2, 1)))
+        return bool(self.client.eval(_CLAIM, 1, self._tick_key(job), tick_ms, keep_ms))
+
+    def last_tick(self, job: str) -> int | None:
+        """The scheduled time (Unix ms) of the last claimed tick of ``job``, if remembered."""
+        value = self.client.get(self._tick_key(job))
+        return int(value) if value else None
+
+    def _tick_key(self, job: str) -> str:
+        return f"{self.key}:tick:{job}"
 
     def __str__(self) -> str:
         return f"Redis lock {self.key!r} at {_safe(self.url)} (ttl {self.ttl_ms / 1000:g}s)"
@@ -87,16 +99,10 @@ class NoLock:
     """Single-machine mode: no Redis, so no coordination. Run one scheduler only."""
 
     locked = False
-    token = f"{socket.gethostname()}:{os.getpid()}"
 
     def __init__(self) -> None:
-        self._values: dict[str, str] = {}
-
-    def get(self, name: str) -> str | None:
-        return self._values.get(name)
-
-    def set(self, name: str, value: str) -> None:
-        self._values[name] = value
+        self.token = f"{socket.gethostname()}:{os.getpid()}"
+        self._ticks: dict[str, int] = {}
 
     def acquire(self) -> bool:
         return True
@@ -110,8 +116,14 @@ class NoLock:
     def holder(self) -> str | None:
         return None
 
-    def claim_tick(self, job: str, period_ms: int) -> bool:
+    def claim_tick(self, job: str, tick_ms: int, keep_ms: int) -> bool:
+        if self._ticks.get(job, -1) >= tick_ms:
+            return False
+        self._ticks[job] = tick_ms
         return True
+
+    def last_tick(self, job: str) -> int | None:
+        return self._ticks.get(job)
 
     def __str__(self) -> str:
         return "no lock (single scheduler; set OFFCHAT_NOTIFY['SCHEDULER_LOCK_URL'] to coordinate)"
@@ -126,15 +138,17 @@ def lock_url() -> str | None:
     if "redis" not in str(broker.get("BROKER", "")).lower():
         return None
     options: dict[str, Any] = broker.get("OPTIONS") or {}
-    if "url" in options:
+    if options.get("url"):
         return str(options["url"])
     host, port, db = (
         options.get("host", "127.0.0.1"),
         options.get("port", 6379),
         options.get("db", 0),
     )
-    password = options.get("password")
-    auth = f":{password}@" if password else ""
+    username, password = options.get("username"), options.get("password")
+    auth = ""
+    if password:
+        auth = f"{quote(str(username or ''), safe='')}:{quote(str(password), safe='')}@"
     return f"redis://{auth}{host}:{port}/{db}"
 
 

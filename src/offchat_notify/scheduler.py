@@ -69,6 +69,27 @@ class Job:
         second = trigger.get_next_fire_time(first, first + timedelta(microseconds=1))
         return second - first
 
+    def last_fire_time(self, now: datetime) -> datetime | None:
+        """The latest tick at or before ``now``: the tick that a run at ``now`` belongs to.
+
+        Every scheduler computes the same value for the same instant, so it
+        names a tick in the claims that keep a tick from running twice.
+        """
+        if self.every is not None:
+            return EPOCH + ((now - EPOCH) // self.every) * self.every
+        trigger = self.trigger()
+        lookback = timedelta(minutes=1)
+        while lookback < timedelta(days=800):
+            fire = trigger.get_next_fire_time(None, now - lookback)
+            if fire is not None and fire <= now:
+                while True:
+                    following = trigger.get_next_fire_time(fire, fire + timedelta(microseconds=1))
+                    if following is None or following > now:
+                        return fire  # type: ignore[no-any-return]
+                    fire = following
+            lookback *= 2
+        return None
+
     def describe(self) -> str:
         return f"cron {self.cron!r}" if self.cron else f"every {self.every.total_seconds():g}s"  # type: ignore[union-attr]
 
@@ -119,7 +140,12 @@ def check_cron(cron: str) -> None:
             f"{cron!r}: write the day of the week as names (mon-fri, sun): "
             "APScheduler 3 counts 0 as Monday where cron counts it as Sunday."
         )
-    CronTrigger.from_crontab(cron, timezone=timezone.get_default_timezone())
+    try:
+        trigger = CronTrigger.from_crontab(cron, timezone=timezone.get_default_timezone())
+    except ValueError as e:
+        raise ValueError(f"{cron!r}: {e}") from e
+    if trigger.get_next_fire_time(None, timezone.now()) is None:
+        raise ValueError(f"{cron!r} never fires.")
 
 
 def _job_from_entry(name: str, entry: dict[str, Any], default_task: str | None) -> Job:
@@ -157,30 +183,28 @@ def _job_from_entry(name: str, entry: dict[str, Any], default_task: str | None) 
 
 
 def get_jobs() -> dict[str, Job]:
-    """Every job to schedule, by name. Raises NotifyConfigurationError on a bad SCHEDULE."""
+    """Every job to schedule, by name. Raises NotifyConfigurationError on a bad SCHEDULE.
+
+    A SCHEDULE entry named like a built-in or a decorated job retimes it
+    (``{"every": 60}``), replaces its function (``{"task": ...}``) or, when
+    None, disables it. Retention runs only when ``RETENTION_DAYS`` is set.
+    """
     conf = get_settings()
-    jobs: dict[str, Job] = {}
-    for name, defaults in BUILTIN_JOBS.items():
-        if name == "retention" and conf.RETENTION_DAYS is None:
-            continue
-        if name in conf.SCHEDULE and conf.SCHEDULE[name] is None:
-            continue  # disabled
-        override = conf.SCHEDULE.get(name) or {}
-        timing = (
-            {k: v for k, v in override.items() if k in ("cron", "every")}
-            if isinstance(override, dict) and ({"cron", "every"} & set(override))
-            else {k: v for k, v in defaults.items() if k in ("cron", "every")}
-        )
-        entry = {**({"task": override["task"]} if "task" in override else {}), **timing}
-        jobs[name] = _job_from_entry(name, entry, defaults["task"])
-    jobs.update(_decorated)
+    known = {name: _job_from_entry(name, spec, None) for name, spec in BUILTIN_JOBS.items()}
+    known.update(_decorated)
+    jobs = dict(known)
     for name, entry in conf.SCHEDULE.items():
-        if name in BUILTIN_JOBS:
-            continue
         if entry is None:
             jobs.pop(name, None)
-        else:
-            jobs[name] = _job_from_entry(name, entry, None)
+            continue
+        base = known.get(name)
+        if base is not None and isinstance(entry, dict) and not {"cron", "every"} & set(entry):
+            entry = {"cron": base.cron, "every": base.every, **entry}  # keep its timing
+            entry = {k: v for k, v in entry.items() if v is not None}
+        jobs[name] = _job_from_entry(name, entry, base.task if base else None)
+    retention = jobs.get("retention")
+    if conf.RETENTION_DAYS is None and retention and retention.task == known["retention"].task:
+        del jobs["retention"]
     return jobs
 
 
@@ -193,10 +217,33 @@ def run_job(name: str) -> Any:
     func = import_string(job.task)
     started = timezone.now()
     logger.info("Running periodic job %s (%s).", name, job.task)
-    result = func()
-    logger.info(
-        "Periodic job %s finished in %d ms.",
-        name,
-        (timezone.now() - started).total_seconds() * 1000,
-    )
+    try:
+        result = func()
+    except Exception as exc:
+        _record_run(name, started, error=f"{type(exc).__name__}: {exc}")
+        raise
+    duration_ms = _record_run(name, started)
+    logger.info("Periodic job %s finished in %d ms.", name, duration_ms)
     return result
+
+
+def _record_run(name: str, started: datetime, error: str = "") -> int:
+    """Remember the run in the database, for notify_status and the admin."""
+    from django.db.models import F
+
+    from .models import JobRun
+
+    finished = timezone.now()
+    duration_ms = int((finished - started).total_seconds() * 1000)
+    fields = {
+        "last_started_at": started,
+        "last_finished_at": finished,
+        "last_duration_ms": duration_ms,
+        "last_error": error[:10_000],
+    }
+    try:
+        if not JobRun.objects.filter(name=name).update(runs=F("runs") + 1, **fields):
+            JobRun.objects.get_or_create(name=name, defaults={**fields, "runs": 1})
+    except Exception:  # the record is a convenience; the job's own outcome matters
+        logger.exception("Could not record the run of periodic job %s.", name)
+    return duration_ms

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from django import db
@@ -23,7 +23,14 @@ logger = logging.getLogger(__name__)
 
 
 class LeaderLoop:
-    """Wait for the lock; while holding it, run an APScheduler that ticks the jobs."""
+    """Wait for the lock; while holding it, run an APScheduler that ticks the jobs.
+
+    Each tick claims its scheduled time in the lock before it runs
+    (``lock.claim_tick``), so no tick runs twice, whichever scheduler fires it.
+    A new leader runs once, at once, each job whose latest tick was missed less
+    than ``SCHEDULER_GRACE`` ago; APScheduler does the same for ticks missed
+    while this process was paused. Several missed ticks coalesce into one run.
+    """
 
     def __init__(
         self,
@@ -41,8 +48,10 @@ class LeaderLoop:
         self.ttl = float(conf.SCHEDULER_LOCK_TTL)
         self.grace = float(conf.SCHEDULER_GRACE)
         self._stop = threading.Event()
-        self._periods = {
-            name: int(job.period().total_seconds() * 1000) for name, job in jobs.items()
+        # How long a claimed tick is remembered: enough to see what was missed.
+        self._keep_ms = {
+            name: int(2000 * (job.period().total_seconds() + self.grace))
+            for name, job in jobs.items()
         }
 
     def stop(self, reason: str = "") -> None:
@@ -56,16 +65,25 @@ class LeaderLoop:
         standby_logged = False
         try:
             while not self._stop.is_set():
-                if self.lock.acquire():
+                try:
+                    leading = self.lock.acquire()
+                    holder = None if leading else self.lock.holder()
+                except Exception as exc:  # Redis unreachable: stay on standby and retry
+                    logger.error("Could not reach the scheduler lock: %s; retrying.", exc)
+                    leading, holder, standby_logged = False, None, False
+                if leading:
                     standby_logged = False
                     self.lead()
-                else:
-                    if not standby_logged:
-                        self.log(f"Standby: the active scheduler is {self.lock.holder()}.")
-                        standby_logged = True
-                    self._stop.wait(max(self.ttl / 4, 0.1))
+                    continue
+                if not standby_logged and holder is not None:
+                    self.log(f"Standby: the active scheduler is {holder}.")
+                    standby_logged = True
+                self._stop.wait(max(self.ttl / 4, 0.1))
         finally:
-            self.lock.release()
+            try:
+                self.lock.release()
+            except Exception as exc:
+                logger.error("Could not release the scheduler lock: %s", exc)
             self.log("Scheduler stopped.")
 
     def lead(self) -> None:
@@ -76,13 +94,21 @@ class LeaderLoop:
             job_defaults={
                 "coalesce": True,
                 "max_instances": 1,
-                "misfire_grace_time": int(self.grace),
+                "misfire_grace_time": max(1, round(self.grace)),
             },
         )
-        for name, job in self.jobs.items():
-            scheduler.add_job(self.tick, trigger=job.trigger(), args=[name], id=name, name=name)
         self.log(f"Active: this scheduler ({self.lock.token}) holds the lock.")
-        self.catch_up()
+        now = timezone.now()
+        for name, job in self.jobs.items():
+            trigger = job.trigger()
+            scheduler.add_job(
+                self.tick,
+                trigger=trigger,
+                args=[name],
+                id=name,
+                name=name,
+                next_run_time=self.first_run(name, job, trigger, now),
+            )
         scheduler.start()
         try:
             for job in scheduler.get_jobs():
@@ -96,31 +122,53 @@ class LeaderLoop:
 
     def _renew(self) -> bool:
         try:
-            return self.lock.renew()
+            return bool(self.lock.renew())
         except Exception as exc:  # Redis unreachable: we cannot know we still lead
             logger.error("Could not renew the scheduler lock: %s", exc)
             return False
 
-    def catch_up(self) -> None:
-        """Run once, now, each job whose tick was missed while no scheduler was active."""
-        now = timezone.now()
-        for name, job in self.jobs.items():
-            last = self.last_run(name)
-            if last is None:
-                continue
-            due = job.trigger().get_next_fire_time(last, last + timedelta(microseconds=1))
-            if due is not None and due < now and (now - due).total_seconds() <= self.grace:
-                missed = timezone.localtime(due)
-                self.log(f"Catching up on {name}: its tick at {missed:%H:%M:%S} was missed.")
-                self.tick(name)
+    def first_run(self, name: str, job: Job, trigger: Any, now: datetime) -> datetime:
+        """When this leader first ticks ``name``: now if a tick was missed, else on schedule.
+
+        A tick was missed if the latest one due is after the last tick any
+        scheduler claimed, and it is at most ``SCHEDULER_GRACE`` old. However
+        many were missed, the job runs once.
+        """
+        on_schedule: datetime = trigger.get_next_fire_time(None, now)
+        try:
+            last = self.lock.last_tick(name)
+        except Exception as exc:
+            logger.error("Could not read the last tick of %s: %s", name, exc)
+            return on_schedule
+        latest = job.last_fire_time(now)
+        if last is None or latest is None or _ms(latest) <= last:
+            return on_schedule
+        if (now - latest).total_seconds() > self.grace:
+            return on_schedule
+        self.log(
+            f"Catching up on {name}: its tick at {timezone.localtime(latest):%H:%M:%S} was missed."
+        )
+        return latest
 
     def tick(self, name: str) -> None:
-        """One tick of a job: claim it, then hand the job to the backend."""
-        if not self.lock.claim_tick(name, self._periods[name]):
-            logger.warning("Tick of %s already claimed by another scheduler; skipped.", name)
+        """One tick of a job: claim its scheduled time, then hand the job to the backend."""
+        job = self.jobs[name]
+        now = timezone.now()
+        due = job.last_fire_time(now) or now
+        try:
+            claimed = self.lock.claim_tick(name, _ms(due), self._keep_ms[name])
+        except Exception as exc:  # cannot know whether another scheduler ran it
+            logger.error("Could not claim the tick of %s at %s: %s; skipped.", name, due, exc)
             return
-        self.record_run(name)
-        self.log(f"Tick {name} at {timezone.localtime():%H:%M:%S.%f}")
+        if not claimed:
+            logger.warning(
+                "Tick of %s due at %s already ran (another scheduler); skipped.", name, due
+            )
+            return
+        self.log(
+            f"Tick {name} (due {timezone.localtime(due):%H:%M:%S}) "
+            f"at {timezone.localtime(now):%H:%M:%S.%f}"
+        )
         db.close_old_connections()
         try:
             get_backend().enqueue_job(name)
@@ -129,9 +177,7 @@ class LeaderLoop:
         finally:
             db.close_old_connections()
 
-    def record_run(self, name: str) -> None:
-        self.lock.set(f"last:{name}", timezone.now().isoformat())
 
-    def last_run(self, name: str) -> datetime | None:
-        value = self.lock.get(f"last:{name}")
-        return datetime.fromisoformat(value) if value else None
+def _ms(when: datetime) -> int:
+    """Unix time in milliseconds: how ticks are named in the lock."""
+    return int(when.timestamp() * 1000)

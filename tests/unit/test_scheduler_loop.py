@@ -1,0 +1,228 @@
+"""The scheduler process without processes: lock URL, NoLock, ticks, catch-up, standby."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
+from unittest import mock
+from zoneinfo import ZoneInfo
+
+import pytest
+from django.test import override_settings
+
+from offchat_notify.leader import NoLock, RedisLeaderLock, get_lock, lock_url
+from offchat_notify.scheduler import Job
+from offchat_notify.scheduling import LeaderLoop
+from tests.testapp import jobs as testjobs
+
+UTC = dt_timezone.utc
+PARIS = ZoneInfo("Europe/Paris")
+NOW = datetime(2024, 1, 15, 10, 0, 3, tzinfo=UTC)  # a Monday
+RECORD = "tests.testapp.jobs.record"
+REDIS = "dramatiq.brokers.redis.RedisBroker"
+
+
+# Which tick a run belongs to
+
+
+@pytest.mark.parametrize(
+    ("job", "now", "tick"),
+    [
+        (Job("j", RECORD, every=timedelta(seconds=2)), NOW, NOW - timedelta(seconds=1)),
+        (
+            Job("j", RECORD, every=timedelta(seconds=2)),
+            NOW + timedelta(seconds=1),
+            NOW + timedelta(seconds=1),
+        ),
+        (Job("j", RECORD, every=timedelta(hours=1)), NOW, NOW - timedelta(seconds=3)),
+        (Job("j", RECORD, cron="*/5 * * * *"), NOW, datetime(2024, 1, 15, 10, 0, tzinfo=UTC)),
+        (Job("j", RECORD, cron="30 3 * * *"), NOW, datetime(2024, 1, 15, 3, 30, tzinfo=PARIS)),
+        (Job("j", RECORD, cron="0 9 * * mon-fri"), NOW, datetime(2024, 1, 15, 9, tzinfo=PARIS)),
+        (
+            Job("j", RECORD, cron="0 9 * * mon-fri"),
+            NOW - timedelta(days=1),  # Sunday: the tick was Friday's
+            datetime(2024, 1, 12, 9, tzinfo=PARIS),
+        ),
+    ],
+)
+@override_settings(TIME_ZONE="Europe/Paris")
+def test_last_fire_time_names_the_tick_a_run_belongs_to(job, now, tick):
+    assert job.last_fire_time(now) == tick
+
+
+# Where the lock lives
+
+
+@pytest.mark.parametrize(
+    ("broker", "options", "url"),
+    [
+        (REDIS, {"url": "redis://redis.internal:6379/4"}, "redis://redis.internal:6379/4"),
+        (REDIS, {}, "redis://127.0.0.1:6379/0"),
+        (REDIS, {"host": "cache", "port": 6380, "db": 2}, "redis://cache:6380/2"),
+        (
+            REDIS,
+            {"host": "cache", "password": "p@ss:w/rd"},
+            "redis://:p%40ss%3Aw%2Frd@cache:6379/0",
+        ),
+        (REDIS, {"username": "me", "password": "pw"}, "redis://me:pw@127.0.0.1:6379/0"),
+        ("dramatiq.brokers.rabbitmq.RabbitmqBroker", {"url": "amqp://guest@mq//"}, None),
+        ("dramatiq.brokers.stub.StubBroker", {}, None),
+    ],
+)
+def test_the_lock_uses_the_redis_of_dramatiq_broker(broker, options, url):
+    with override_settings(DRAMATIQ_BROKER={"BROKER": broker, "OPTIONS": options}):
+        assert lock_url() == url
+
+
+def test_a_password_survives_the_round_trip_through_redis_py():
+    from redis.connection import parse_url
+
+    options = {"host": "cache", "username": "me", "password": "p@ss:w/rd%"}
+    with override_settings(DRAMATIQ_BROKER={"BROKER": REDIS, "OPTIONS": options}):
+        parsed = parse_url(lock_url())
+    assert (parsed["username"], parsed["password"], parsed["host"]) == ("me", "p@ss:w/rd%", "cache")
+
+
+def test_scheduler_lock_url_points_elsewhere_or_turns_the_lock_off():
+    broker = {"BROKER": REDIS, "OPTIONS": {"url": "redis://broker:6379/0"}}
+    with override_settings(
+        DRAMATIQ_BROKER=broker,
+        OFFCHAT_NOTIFY={"SCHEDULER_LOCK_URL": "redis://locks:6379/9", "SCHEDULER_LOCK_KEY": "k"},
+    ):
+        lock = get_lock()
+        assert isinstance(lock, RedisLeaderLock)
+        assert (lock.url, lock.key, lock.ttl_ms) == ("redis://locks:6379/9", "k", 10_000)
+        assert str(lock) == "Redis lock 'k' at redis://locks:6379/9 (ttl 10s)"
+    with override_settings(DRAMATIQ_BROKER=broker, OFFCHAT_NOTIFY={"SCHEDULER_LOCK_URL": ""}):
+        assert isinstance(get_lock(), NoLock)
+    with override_settings(DRAMATIQ_BROKER=None):
+        assert lock_url() is None
+
+
+def test_nolock_always_leads_and_claims_each_tick_once_and_forwards_only():
+    lock = NoLock()
+    assert lock.acquire() and lock.renew() and lock.holder() is None
+    lock.release()
+    assert lock.last_tick("j") is None
+    assert lock.claim_tick("j", 2000, 1) is True
+    assert lock.claim_tick("j", 2000, 1) is False  # the same tick
+    assert lock.claim_tick("j", 0, 1) is False  # an older one
+    assert lock.claim_tick("k", 2000, 1) is True  # another job
+    assert lock.claim_tick("j", 4000, 1) is True
+    assert lock.last_tick("j") == 4000
+
+
+# LeaderLoop
+
+
+def make_loop(lock=None, **jobs):
+    lines: list[str] = []
+    loop = LeaderLoop(
+        jobs or {"record": Job("record", RECORD, every=timedelta(seconds=2))},
+        lock or NoLock(),
+        log=lines.append,
+    )
+    return loop, lines
+
+
+@override_settings(
+    OFFCHAT_NOTIFY={"BACKEND": "sync", "SCHEDULE": {"record": {"task": RECORD, "every": 2}}}
+)
+def test_a_tick_runs_the_job_once_under_sync(caplog):
+    loop, lines = make_loop()
+    before = len(testjobs.calls)
+    with mock.patch("django.utils.timezone.now", return_value=NOW):
+        loop.tick("record")
+        loop.tick("record")  # the same tick, fired again
+    assert len(testjobs.calls) == before + 1
+    assert lines == ["Tick record (due 10:00:02) at 10:00:03.000000"]
+    assert "Tick of record due at 2024-01-15 10:00:02+00:00 already ran" in caplog.text
+    with mock.patch("django.utils.timezone.now", return_value=NOW + timedelta(seconds=1)):
+        loop.tick("record")
+    assert len(testjobs.calls) == before + 2
+
+
+def test_a_new_leader_runs_a_missed_tick_once_within_the_grace_time():
+    lock = NoLock()
+    loop, lines = make_loop(lock)
+    trigger = loop.jobs["record"].trigger()
+    on_schedule = NOW + timedelta(seconds=1)
+    # Never ran: on schedule.
+    assert loop.first_run("record", loop.jobs["record"], trigger, NOW) == on_schedule
+    # The last tick that ran was 10:00:02 itself: nothing missed.
+    lock.claim_tick("record", int((NOW - timedelta(seconds=1)).timestamp() * 1000), 1)
+    assert loop.first_run("record", loop.jobs["record"], trigger, NOW) == on_schedule
+    # Three ticks later: one run, now, for the latest missed tick.
+    later = NOW + timedelta(seconds=6)
+    assert loop.first_run("record", loop.jobs["record"], trigger, later) == later - timedelta(
+        seconds=1
+    )
+    assert lines == ["Catching up on record: its tick at 10:00:08 was missed."]
+    # Missed by more than SCHEDULER_GRACE (300 s): wait for the next tick.
+    much_later = NOW + timedelta(seconds=601)
+    assert loop.first_run("record", loop.jobs["record"], trigger, much_later) == much_later
+
+
+@override_settings(
+    OFFCHAT_NOTIFY={
+        "BACKEND": "sync",
+        "SCHEDULER_GRACE": 7200,
+        "SCHEDULE": {"hourly": {"task": RECORD, "every": 3600}},
+    }
+)
+def test_leading_catches_up_at_once_then_stops_on_request():
+    lock = NoLock()
+    lock.claim_tick("hourly", int(time.time() * 1000) - 7_000_000, 1)  # two hours ago
+    loop, lines = make_loop(lock, hourly=Job("hourly", RECORD, every=timedelta(hours=1)))
+    before = len(testjobs.calls)
+    thread = threading.Thread(target=loop.run)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while len(testjobs.calls) == before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    loop.stop("test")
+    thread.join(10)
+    assert not thread.is_alive()
+    assert len(testjobs.calls) == before + 1
+    assert [line.split(" ")[0] for line in lines[:3]] == ["Scheduler", "", "Active:"]
+    assert any(line.startswith("Catching up on hourly: its tick at ") for line in lines)
+    assert lines[-2:] == ["Stopping the scheduler (test).", "Scheduler stopped."]
+
+
+class FlakyLock(NoLock):
+    """Redis down at first, then another scheduler holds the lock."""
+
+    def __init__(self, loop_stop):
+        super().__init__()
+        self.attempts = 0
+        self.loop_stop = loop_stop
+
+    def acquire(self):
+        self.attempts += 1
+        if self.attempts == 1:
+            raise ConnectionError("Redis is down")
+        if self.attempts == 3:
+            self.loop_stop()
+        return False
+
+    def holder(self):
+        return "other-host:123:abcd"
+
+    def release(self):
+        raise ConnectionError("Redis is down again")
+
+
+@override_settings(OFFCHAT_NOTIFY={"BACKEND": "sync", "SCHEDULER_LOCK_TTL": 0.4})
+def test_standby_survives_an_unreachable_redis_and_says_who_leads(caplog):
+    loop, lines = make_loop(NoLock())
+    loop.lock = FlakyLock(loop._stop.set)
+    loop.run()
+    assert loop.lock.attempts == 3
+    assert "Could not reach the scheduler lock: Redis is down; retrying." in caplog.text
+    assert "Could not release the scheduler lock: Redis is down again" in caplog.text
+    assert lines[-2:] == [
+        "Standby: the active scheduler is other-host:123:abcd.",
+        "Scheduler stopped.",
+    ]
