@@ -51,10 +51,14 @@ napoleon_numpy_docstring = False
 nitpick_ignore = [
     ("py:class", "collections.abc.Callable"),
     ("py:class", "collections.abc.Iterable"),
+    ("py:class", "datetime.timedelta"),
     ("py:class", "django.core.checks.messages.CheckMessage"),
     ("py:class", "django.db.models.base.Model"),
     ("py:class", "django.db.models.query_utils.Q"),
     ("py:class", "django.dispatch.dispatcher.Signal"),
+    ("py:class", "django.http.request.HttpRequest"),
+    ("py:class", "django.http.response.HttpResponse"),
+    ("py:class", "django.http.response.JsonResponse"),
 ]
 
 # -- HTML ------------------------------------------------------------------

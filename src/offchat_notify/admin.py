@@ -1,13 +1,19 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.template.response import TemplateResponse
+from django.urls import path
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from .models import Event, Notification
+from .models import Event, JobRun, Notification
 from .relay import retry
+from .status import snapshot
 
 
 @admin.register(Event)
@@ -41,6 +47,26 @@ class EventAdmin(admin.ModelAdmin):
         "duration_ms",
     ]
     actions = ["retry_delivery"]
+    change_list_template = "admin/offchat_notify/event/change_list.html"
+
+    def get_urls(self) -> list[Any]:
+        dashboard = self.admin_site.admin_view(self.dashboard_view)
+        return [
+            path("dashboard/", dashboard, name="offchat_notify_dashboard"),
+            *super().get_urls(),
+        ]
+
+    def dashboard_view(self, request: HttpRequest) -> TemplateResponse:
+        """The figures of ``manage.py notify_status``, in the admin."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Notifications overview"),
+            "opts": self.model._meta,
+            "status": snapshot(),
+        }
+        return TemplateResponse(request, "admin/offchat_notify/dashboard.html", context)
 
     @admin.action(description=_("Retry delivery of the selected events"))
     def retry_delivery(self, request: HttpRequest, queryset: QuerySet[Event]) -> None:
@@ -78,3 +104,15 @@ class NotificationAdmin(admin.ModelAdmin):
     def mark_unread(self, request: HttpRequest, queryset: QuerySet[Notification]) -> None:
         count = queryset.mark_unread()  # type: ignore[attr-defined]
         self.message_user(request, _("%(count)d marked unread.") % {"count": count})
+
+
+@admin.register(JobRun)
+class JobRunAdmin(admin.ModelAdmin):
+    list_display = ["name", "last_started_at", "last_duration_ms", "runs", "last_error"]
+    readonly_fields = [f.name for f in JobRun._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

@@ -85,6 +85,7 @@ def notify(
         event = Event.objects.insert(Event(audience=audience.spec, **fields))
 
     event_id = event.pk
+
     transaction.on_commit(lambda: backend.dispatch(event_id), using=router.db_for_write(Event))
     return event
 

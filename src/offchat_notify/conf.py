@@ -51,6 +51,7 @@ DEFAULTS: dict[str, Any] = {
     "SCHEDULER_LOCK_KEY": "offchat_notify:scheduler",
     "SCHEDULER_LOCK_TTL": 10,
     "SCHEDULER_GRACE": 300,
+    "HEALTH_MAX_AGE": 300,
 }
 
 # dramatiq's own rule for queue names (dramatiq/actor.py).
@@ -93,6 +94,7 @@ class NotifySettings:
     SCHEDULER_LOCK_KEY: str
     SCHEDULER_LOCK_TTL: int | float
     SCHEDULER_GRACE: int | float
+    HEALTH_MAX_AGE: int | float
 
     @property
     def backend_path(self) -> str:
@@ -173,7 +175,13 @@ def find_problems(raw: Any) -> list[Problem]:
             f"must be a redis:// URL, '' or None, not {lock_url!r}.",
             "None uses the Redis of DRAMATIQ_BROKER; '' runs the scheduler without a lock.",
         )
-    for key in ("RELAY_AFTER", "STUCK_AFTER", "SCHEDULER_LOCK_TTL", "SCHEDULER_GRACE"):
+    for key in (
+        "RELAY_AFTER",
+        "STUCK_AFTER",
+        "SCHEDULER_LOCK_TTL",
+        "SCHEDULER_GRACE",
+        "HEALTH_MAX_AGE",
+    ):
         value = merged[key]
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
             bad(

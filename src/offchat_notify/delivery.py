@@ -12,9 +12,10 @@ from __future__ import annotations
 import logging
 import traceback
 
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
+from . import metrics
 from .audience import Audience, active_users
 from .chunks import plan
 from .conf import get_settings
@@ -44,7 +45,12 @@ def deliver(event_id: int) -> Event | None:
     * :class:`~offchat_notify.exceptions.PermanentDeliveryError` when it cannot
       succeed (a malformed Event) or its attempts are used up: state ``failed``.
     """
-    event = _claim(event_id)
+    try:
+        event = _claim(event_id)
+    except CONNECTION_ERRORS as exc:
+        # A connection that died while idle (CONN_MAX_AGE) fails here first, before
+        # anything is written or can be recorded: retry on a new connection.
+        raise _unclaimed(event_id, exc) from exc
     if event is None:
         return None
     if event.state == Event.State.DELIVERED:
@@ -76,6 +82,7 @@ def finish(event: Event, audience: Audience) -> Event:
         last_error="",
     )
     event.refresh_from_db()
+    metrics.delivered((now - event.created_at).total_seconds())
     logger.info(
         "Delivered event %s (%s) to %d recipient(s) in %d ms.",
         event.pk,
@@ -116,7 +123,7 @@ def _claim(event_id: int) -> Event | None:
     with transaction.atomic():
         event = Event.objects.select_for_update().filter(pk=event_id).first()
         if event is None:
-            logger.warning("Event %s does not exist; dropping its delivery.", event_id)
+            logger.warning("Event %s does not exist; nothing to deliver.", event_id)
             return None
         if event.state != Event.State.DELIVERED:
             now = timezone.now()
@@ -130,6 +137,17 @@ def _claim(event_id: int) -> Event | None:
 
 #: Failures that retrying cannot mend.
 PERMANENT_ERRORS: tuple[type[Exception], ...] = (InvalidNotification,)
+
+#: The database connection failed (server restarted, connection terminated,
+#: network): retrying on a new connection may succeed.
+CONNECTION_ERRORS: tuple[type[Exception], ...] = (OperationalError, InterfaceError)
+
+
+def _unclaimed(event_id: int, exc: Exception) -> TransientDeliveryError:
+    """The Event could not be claimed for a connection failure; nothing can be recorded."""
+    error = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+    logger.error("Could not claim event %s (will retry): %s", event_id, error)
+    return TransientDeliveryError(f"Event {event_id}: {error}")
 
 
 def _failed(event: Event, exc: Exception) -> DeliveryError:

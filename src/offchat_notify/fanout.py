@@ -17,6 +17,7 @@ from django.db import connections, router
 from django.db.models import F, QuerySet
 from django.db.models.constants import OnConflict
 
+from . import metrics
 from .audience import Audience, Window, active_users, audience_q
 from .models import Notification
 from .roles import BaseRoles
@@ -79,12 +80,17 @@ def insert_page(event_id: int, users: QuerySet) -> int:
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, (event_id, *params))
-        return max(cursor.rowcount, 0)
+        added = max(cursor.rowcount, 0)
+    metrics.written(added)
+    return added
 
 
 def _bulk_create(event_id: int, users: QuerySet) -> int:
     ids = list(users.values_list("pk", flat=True))
-    created = Notification.objects.bulk_create(
+    before = Notification.objects.filter(event_id=event_id).count()
+    Notification.objects.bulk_create(
         [Notification(event_id=event_id, recipient_id=pk) for pk in ids], ignore_conflicts=True
     )
-    return len(created)
+    added = Notification.objects.filter(event_id=event_id).count() - before
+    metrics.written(added)
+    return added

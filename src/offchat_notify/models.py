@@ -231,3 +231,22 @@ class DeliveryChunk(models.Model):
 
     def __str__(self) -> str:
         return f"event {self.event_id} chunk {self.index}"
+
+
+class JobRun(models.Model):
+    """The last run of each periodic job, as the process that ran it recorded it."""
+
+    name = models.CharField(_("job"), max_length=200, unique=True)
+    last_started_at = models.DateTimeField(_("last started"))
+    last_finished_at = models.DateTimeField(_("last finished"), null=True, blank=True)
+    last_duration_ms = models.PositiveIntegerField(_("last duration (ms)"), null=True, blank=True)
+    last_error = models.TextField(_("last error"), blank=True)
+    runs = models.PositiveIntegerField(_("runs"), default=0)
+
+    class Meta:
+        verbose_name = _("periodic job run")
+        verbose_name_plural = _("periodic job runs")
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name

@@ -18,6 +18,7 @@ from django.db import connections, router, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from . import metrics
 from .backends import get_backend
 from .conf import get_settings
 from .models import Event
@@ -50,6 +51,7 @@ def relay(*, limit: int | None = None) -> list[int]:
     if ids:
         logger.warning("Relay: sending %d overdue event(s) again: %s", len(ids), ids[:20])
         _send(ids)
+        metrics.resent(len(ids))
     return ids
 
 

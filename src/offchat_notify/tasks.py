@@ -24,11 +24,15 @@ logger = logging.getLogger(__name__)
 def should_retry(retries: int, exception: BaseException) -> bool:
     """dramatiq's ``retry_when``: retry transient failures only.
 
-    How many times is bounded by the Event (``OFFCHAT_NOTIFY["MAX_ATTEMPTS"]``),
-    not by the message: delivery turns the last failure into a permanent one.
-    Anything else (a poison message, a permanent failure) is dead-lettered.
+    How many times is bounded by the Event (``OFFCHAT_NOTIFY["MAX_ATTEMPTS"]``):
+    delivery turns the last failure into a permanent one. Failures that cannot
+    count against the Event (the database unreachable before the Event could be
+    claimed, a chunk job) are bounded by the message, at the same number; after
+    that the message is dead-lettered and the relay, which reads the Event's
+    state, sends it again later. Anything else (a poison message, a permanent
+    failure) is dead-lettered at once.
     """
-    return isinstance(exception, TransientDeliveryError)
+    return isinstance(exception, TransientDeliveryError) and retries < get_settings().MAX_ATTEMPTS
 
 
 #: Actor options. Delivery is idempotent, so retrying is always safe.

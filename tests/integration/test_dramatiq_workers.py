@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from django.contrib.auth.models import Group
 
@@ -104,3 +106,21 @@ def test_the_same_calls_give_the_same_rows_under_every_backend(
     assert outcomes["sync"]["role"] == [u.pk for u in members]
     assert Event.objects.count() == 9
     assert Group.objects.get(name="admin").user_set.count() == 42
+
+
+@pytest.mark.redis
+def test_a_large_event_is_shared_by_two_workers_in_chunks(
+    postgres, redis_broker, start_worker, make_users, settings
+):
+    # Given 2,000 admins and chunks of 250: eight chunk jobs for two workers
+    chunked = {"BACKEND": "dramatiq", "PARALLEL_CHUNK": 250, "CHUNK_SIZE": 100}
+    settings.OFFCHAT_NOTIFY = chunked
+    admins = make_users(2000, group="admin")
+    env = {"TEST_OFFCHAT_NOTIFY": json.dumps(chunked)}
+    workers = [start_worker("redis", env=env), start_worker("redis", env=env)]
+    # When
+    event = notify_admins("message.sent")
+    # Then
+    event = wait_delivered(event, workers[0])
+    assert rows(event) == [u.pk for u in admins]
+    assert event.chunks.filter(done_at__isnull=False).count() == 8

@@ -205,3 +205,21 @@ def test_the_actor_rejects_messages_that_are_not_one_event_id(args, kwargs, capl
         deliver_event.fn(*args, **kwargs)
     assert "takes one Event id (int)" in caplog.text
     assert not should_retry(0, PoisonMessage("x"))
+
+
+def test_transient_failures_are_retried_at_most_max_attempts_times_per_message():
+    from offchat_notify import TransientDeliveryError
+
+    with override_settings(OFFCHAT_NOTIFY={"BACKEND": "sync", "MAX_ATTEMPTS": 3}):
+        assert [should_retry(n, TransientDeliveryError("x")) for n in range(4)] == [
+            True,
+            True,
+            True,
+            False,
+        ]
+
+
+def test_a_message_for_an_event_the_database_does_not_hold_is_rejected(caplog):
+    with pytest.raises(PoisonMessage, match="No Event with id 987654321"):
+        deliver_event.fn(987654321)
+    assert "No Event 987654321 in the database; rejecting the message." in caplog.text

@@ -82,3 +82,23 @@ def test_a_role_emptied_before_delivery_delivers_to_nobody(make_users):
     Group.objects.get(name="admin").user_set.clear()
     event = deliver(event.pk)
     assert (event.state, event.recipient_count) == ("delivered", 0)
+
+
+def test_a_connection_failure_before_the_claim_is_transient_and_counts_no_attempt(
+    monkeypatch, caplog
+):
+    from django.db import OperationalError
+
+    from offchat_notify import TransientDeliveryError
+
+    event = make_event(Audience.role("admin"))
+
+    def dead_connection(event_id):
+        raise OperationalError("terminating connection due to administrator command")
+
+    monkeypatch.setattr("offchat_notify.delivery._claim", dead_connection)
+    with pytest.raises(TransientDeliveryError, match="terminating connection"):
+        deliver(event.pk)
+    assert "Could not claim event" in caplog.text
+    event.refresh_from_db()
+    assert (event.state, event.attempts) == (Event.State.PENDING, 0)

@@ -6,6 +6,7 @@ from typing import Any
 from django.conf import settings
 from django.core import checks
 
+from offchat_notify import metrics
 from offchat_notify.conf import get_settings
 from offchat_notify.delivery import deliver
 
@@ -33,6 +34,8 @@ class DramatiqBackend(BaseBackend):
             self.actor.send(event_id)
         except Exception as exc:
             self.handle_broker_error(event_id, exc)
+        else:
+            metrics.dispatched("dramatiq")
 
     def redispatch(self, event_id: int) -> None:
         self.actor.send(event_id)

@@ -4,6 +4,8 @@ from typing import Any
 
 import dramatiq
 
+from offchat_notify import metrics
+
 from .actor import load_actor
 from .base import BaseBackend
 
@@ -21,6 +23,7 @@ class EagerBackend(BaseBackend):
 
     def dispatch(self, event_id: int) -> None:
         _run_eagerly(self.actor, event_id)
+        metrics.dispatched("eager")
 
     def dispatch_chunk(self, event_id: int, index: int) -> None:
         from offchat_notify.tasks import deliver_chunk

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import logging
 
+from offchat_notify import metrics
 from offchat_notify.delivery import deliver
 from offchat_notify.exceptions import DeliveryError
 
@@ -21,5 +22,6 @@ class SyncBackend(BaseBackend):
     def dispatch(self, event_id: int) -> None:
         try:
             deliver(event_id)
+            metrics.dispatched("sync")
         except DeliveryError as exc:
             logger.warning("Inline delivery of event %s failed: %s", event_id, exc)

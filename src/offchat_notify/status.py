@@ -1,0 +1,135 @@
+"""One snapshot of the whole pipeline: broker, queues, Events, jobs, scheduler, rate.
+
+Shared by ``manage.py notify_status``, the admin dashboard and the health
+endpoint, so they always agree. Everything is read with cheap, indexed queries.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import timedelta
+from typing import Any
+
+from django.db.models import Count, Max, Min, Sum
+from django.utils import timezone
+
+from .brokerstats import BrokerStats, collect
+from .conf import get_settings
+from .models import Event, JobRun, Notification
+
+#: The window of "recent delivery rate".
+RATE_WINDOW = timedelta(minutes=5)
+
+
+@dataclasses.dataclass
+class Status:
+    backend: str
+    broker: BrokerStats | None
+    events: dict[str, int]
+    oldest_pending_age: float | None  # seconds
+    in_progress: list[dict[str, Any]]
+    jobs: list[dict[str, Any]]
+    scheduler: str
+    delivered_recently: int  # notifications written by Events delivered in RATE_WINDOW
+    rate_per_second: float
+    taken_at: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def broker_stats(*, detail: bool = True) -> BrokerStats | None:
+    """The broker's counts, or None when the backend uses no broker."""
+    if get_settings().BACKEND != "dramatiq":
+        return None
+    import dramatiq
+
+    from .backends.actor import load_actor
+
+    queue = load_actor().queue_name
+    return collect(dramatiq.get_broker(), [queue], detail=detail)
+
+
+def event_counts() -> dict[str, int]:
+    counts = dict.fromkeys(Event.State.values, 0)
+    for row in Event.objects.order_by().values("state").annotate(n=Count("id")):
+        counts[row["state"]] = row["n"]
+    return counts
+
+
+def oldest_pending_age() -> float | None:
+    """Seconds since the oldest Event not yet delivered (nor failed) was created."""
+    waiting = (Event.State.PENDING, Event.State.QUEUED, Event.State.DELIVERING)
+    oldest = Event.objects.filter(state__in=waiting).aggregate(t=Min("created_at"))["t"]
+    return None if oldest is None else (timezone.now() - oldest).total_seconds()
+
+
+def in_progress(limit: int = 10) -> list[dict[str, Any]]:
+    """Events being delivered now, with the rows written so far."""
+    events = Event.objects.filter(state=Event.State.DELIVERING).order_by("started_at")[:limit]
+    return [
+        {
+            "id": e.pk,
+            "verb": e.verb,
+            "written": Notification.objects.filter(event_id=e.pk).count(),
+            "attempts": e.attempts,
+            "started_at": e.started_at.isoformat() if e.started_at else None,
+            "last_progress_s": round((timezone.now() - e.updated_at).total_seconds(), 1),
+        }
+        for e in events
+    ]
+
+
+def job_runs() -> list[dict[str, Any]]:
+    return [
+        {
+            "name": run.name,
+            "last_started_at": run.last_started_at.isoformat(),
+            "last_duration_ms": run.last_duration_ms,
+            "last_error": run.last_error,
+            "runs": run.runs,
+            "age_s": round((timezone.now() - run.last_started_at).total_seconds(), 1),
+        }
+        for run in JobRun.objects.all()
+    ]
+
+
+def last_claim_age() -> float | None:
+    """Seconds since a delivery last started (a worker claimed an Event), if ever."""
+    last = Event.objects.filter(started_at__isnull=False).aggregate(t=Max("started_at"))["t"]
+    return None if last is None else (timezone.now() - last).total_seconds()
+
+
+def scheduler_holder() -> str:
+    """Which scheduler is active: the lock holder (host:pid:token), or why none is known."""
+    from .leader import get_lock
+
+    try:
+        lock = get_lock()
+        if not lock.locked:
+            return "unknown (no scheduler lock configured)"
+        return lock.holder() or "none (no scheduler holds the lock)"
+    except Exception as exc:
+        return f"unknown (lock unreachable: {exc})"
+
+
+def snapshot() -> Status:
+    since = timezone.now() - RATE_WINDOW
+    recent = (
+        Event.objects.filter(state=Event.State.DELIVERED, updated_at__gte=since).aggregate(
+            n=Sum("recipient_count")
+        )["n"]
+        or 0
+    )
+    return Status(
+        backend=get_settings().BACKEND,
+        broker=broker_stats(),
+        events=event_counts(),
+        oldest_pending_age=oldest_pending_age(),
+        in_progress=in_progress(),
+        jobs=job_runs(),
+        scheduler=scheduler_holder(),
+        delivered_recently=recent,
+        rate_per_second=round(recent / RATE_WINDOW.total_seconds(), 1),
+        taken_at=timezone.now().isoformat(),
+    )
