@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -31,6 +32,22 @@ def env_flag(name: str, default: bool) -> bool:
 
 
 REDIS_URL = os.environ.get("REDIS_URL", "").strip()
+
+
+def with_socket_timeouts(url: str) -> str:
+    """``url`` with redis-py's socket timeouts added to its query string, unless set.
+
+    A hung Redis then holds a request about a second instead of 5 s or more
+    (offchat_notify.W006). dramatiq reads them from the URL only.
+    """
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query)
+    given = {key for key, _value in query}
+    for key in ("socket_connect_timeout", "socket_timeout"):
+        if key not in given:
+            query.append((key, "1"))
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
 
 SECRET_KEY = os.environ.get(
     "DJANGO_SECRET_KEY", "django-insecure-offchat-example-project-local-demo-only"
@@ -124,18 +141,23 @@ OFFCHAT_NOTIFY = {
     or ("dramatiq" if REDIS_URL else "sync"),
 }
 
-# The broker django-dramatiq builds. Without Redis, a StubBroker keeps
-# django-dramatiq happy and nothing is ever sent to it (the sync backend
+# The broker django-dramatiq builds. With Redis, offchat-notify's RedisBroker:
+# dramatiq's, except that a message it cannot decode is dead-lettered instead
+# of stalling the worker (offchat_notify.W007). Without Redis, a StubBroker
+# keeps django-dramatiq happy and nothing is ever sent to it (the sync backend
 # delivers in-process). MIDDLEWARE is listed explicitly: django-dramatiq's
 # default list names a class that dramatiq 2 removed.
 DRAMATIQ_BROKER = {
     "BROKER": (
-        "dramatiq.brokers.redis.RedisBroker" if REDIS_URL else "dramatiq.brokers.stub.StubBroker"
+        "offchat_notify.brokers.RedisBroker" if REDIS_URL else "dramatiq.brokers.stub.StubBroker"
     ),
     "OPTIONS": (
         # DRAMATIQ_NAMESPACE: the prefix of the Redis keys, so that two demos
         # (or a demo and the browser test) can share one Redis server.
-        {"url": REDIS_URL, "namespace": os.environ.get("DRAMATIQ_NAMESPACE", "dramatiq")}
+        {
+            "url": with_socket_timeouts(REDIS_URL),
+            "namespace": os.environ.get("DRAMATIQ_NAMESPACE", "dramatiq"),
+        }
         if REDIS_URL
         else {}
     ),

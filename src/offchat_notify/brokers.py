@@ -18,7 +18,7 @@ dramatiq's::
 
     DRAMATIQ_BROKER = {
         "BROKER": "offchat_notify.brokers.RedisBroker",
-        "OPTIONS": {"url": "redis://127.0.0.1:6379/0?socket_connect_timeout=0.5&socket_timeout=2"},
+        "OPTIONS": {"url": "redis://127.0.0.1:6379/0?socket_connect_timeout=1&socket_timeout=1"},
         "MIDDLEWARE": [...],
     }
 

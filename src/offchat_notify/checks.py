@@ -24,8 +24,9 @@ REQUIRED_MIDDLEWARE = {
 DB_MIDDLEWARE = "django_dramatiq.middleware.DbConnectionsMiddleware"
 
 EXAMPLE_BROKER = (
-    'DRAMATIQ_BROKER = {"BROKER": "dramatiq.brokers.redis.RedisBroker", '
-    '"OPTIONS": {"url": "redis://127.0.0.1:6379/0"}, "MIDDLEWARE": ['
+    'DRAMATIQ_BROKER = {"BROKER": "offchat_notify.brokers.RedisBroker", '
+    '"OPTIONS": {"url": "redis://127.0.0.1:6379/0?socket_connect_timeout=1&socket_timeout=1"}, '
+    '"MIDDLEWARE": ['
     '"dramatiq.middleware.AgeLimit", "dramatiq.middleware.TimeLimit", '
     '"dramatiq.middleware.Callbacks", "dramatiq.middleware.Retries", '
     '"django_dramatiq.middleware.DbConnectionsMiddleware"]}'
@@ -283,6 +284,46 @@ def check_schedule(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
                 )
             )
     return errors
+
+
+def check_broker_for_production(
+    app_configs: Any = None, **kwargs: Any
+) -> list[checks.CheckMessage]:
+    """W006, W007 (deploy): a Redis broker that can stall requests or workers."""
+    try:
+        backend = get_settings().BACKEND
+    except Exception:  # reported by check_settings
+        return []
+    broker = getattr(settings, "DRAMATIQ_BROKER", None)
+    if backend != "dramatiq" or not isinstance(broker, dict):
+        return []
+    path = str(broker.get("BROKER", ""))
+    if "redis" not in path.lower():
+        return []
+    messages: list[checks.CheckMessage] = []
+    url = str((broker.get("OPTIONS") or {}).get("url") or "")
+    if "socket_timeout=" not in url or "socket_connect_timeout=" not in url:
+        messages.append(
+            checks.Warning(
+                "The Redis broker URL sets no socket timeouts: with Redis hung (not down), "
+                "each request that notifies waits 5 s or more, and with host/port options "
+                "redis-py retries for about a minute.",
+                hint="Put the timeouts in the URL's query string (dramatiq ignores them as "
+                "OPTIONS keys): redis://HOST:6379/0?socket_connect_timeout=1&socket_timeout=1",
+                id="offchat_notify.W006",
+            )
+        )
+    if path == "dramatiq.brokers.redis.RedisBroker":
+        messages.append(
+            checks.Warning(
+                "dramatiq's RedisBroker chokes on a message it cannot decode: the worker "
+                "holds it and every message fetched with it until the worker stops.",
+                hint="Use offchat_notify.brokers.RedisBroker, which dead-letters such messages "
+                "and carries on.",
+                id="offchat_notify.W007",
+            )
+        )
+    return messages
 
 
 def check_scheduler_lock(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:

@@ -58,35 +58,45 @@ def plan(event: Event, audience: Audience) -> bool:
     return True
 
 
-def deliver_chunk(event_id: int, index: int) -> bool:
-    """Write one chunk's rows; return True if this chunk finished its Event."""
-    from .delivery import finish
+def deliver_chunk(event_id: int, index: int) -> bool | None:
+    """Write one chunk's rows; return True if this chunk finished its Event.
+
+    Returns None if there is no such chunk (its Event was deleted, or the job
+    was forged).
+    """
+    from .delivery import _failed, finish
 
     chunk = (
         DeliveryChunk.objects.select_related("event").filter(event_id=event_id, index=index).first()
     )
     if chunk is None:
-        logger.warning("Event %s has no chunk %s; dropping the job.", event_id, index)
-        return False
+        logger.warning("Event %s has no chunk %s; nothing to deliver.", event_id, index)
+        return None
     event = chunk.event
-    if chunk.done_at is None and event.state != Event.State.DELIVERED:
+    if chunk.done_at is None and event.state not in (Event.State.DELIVERED, Event.State.FAILED):
         DeliveryChunk.objects.filter(pk=chunk.pk).update(attempts=chunk.attempts + 1)
-        audience = Audience.from_spec(event.audience)
-        pages = iter_pages(
-            audience,
-            get_role_resolver(),
-            get_settings().CHUNK_SIZE,
-            after=_load(chunk.lo),
-            until=_load(chunk.hi),
-        )
-        for _last, users in pages:
-            insert_page(event_id, users)
-            Event.objects.filter(pk=event_id).update(updated_at=timezone.now())
+        try:
+            _write(chunk, Audience.from_spec(event.audience))
+        except Exception as exc:
+            raise _failed(event, exc, what=f" chunk {index}") from exc
         DeliveryChunk.objects.filter(pk=chunk.pk).update(done_at=timezone.now())
     if DeliveryChunk.objects.filter(event_id=event_id, done_at__isnull=True).exists():
         return False
     finish(Event.objects.get(pk=event_id), Audience.from_spec(event.audience))
     return True
+
+
+def _write(chunk: DeliveryChunk, audience: Audience) -> None:
+    pages = iter_pages(
+        audience,
+        get_role_resolver(),
+        get_settings().CHUNK_SIZE,
+        after=_load(chunk.lo),
+        until=_load(chunk.hi),
+    )
+    for _last, users in pages:
+        insert_page(chunk.event_id, users)
+        Event.objects.filter(pk=chunk.event_id).update(updated_at=timezone.now())
 
 
 def _store(pk: Any) -> str:

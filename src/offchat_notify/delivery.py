@@ -13,6 +13,7 @@ import logging
 import traceback
 
 from django.db import InterfaceError, OperationalError, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from . import metrics
@@ -150,23 +151,33 @@ def _unclaimed(event_id: int, exc: Exception) -> TransientDeliveryError:
     return TransientDeliveryError(f"Event {event_id}: {error}")
 
 
-def _failed(event: Event, exc: Exception) -> DeliveryError:
-    """Record a failed attempt on the Event; return the error to raise."""
+def _failed(event: Event, exc: Exception, *, what: str = "") -> DeliveryError:
+    """Record a failure on the Event; return the error to raise.
+
+    Failures, not attempts, count towards ``MAX_ATTEMPTS``: a delivery that
+    was merely sent twice (a relay during a backlog, concurrent workers) costs
+    nothing. Used for whole Events and for their chunks alike.
+    """
     error = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-    permanent = isinstance(exc, PERMANENT_ERRORS) or event.attempts >= get_settings().MAX_ATTEMPTS
+    failures = event.failures + 1
+    permanent = isinstance(exc, PERMANENT_ERRORS) or failures >= get_settings().MAX_ATTEMPTS
     state = Event.State.FAILED if permanent else Event.State.QUEUED
     logger.error(
-        "Delivering event %s failed (attempt %d, %s): %s",
+        "Delivering event %s%s failed (failure %d, %s): %s",
         event.pk,
-        event.attempts,
+        what,
+        failures,
         "giving up" if permanent else "will retry",
         error,
     )
     try:
         Event.objects.filter(pk=event.pk).exclude(state=Event.State.DELIVERED).update(
-            state=state, last_error=error[:10_000], updated_at=timezone.now()
+            state=state,
+            failures=F("failures") + 1,
+            last_error=error[:10_000],
+            updated_at=timezone.now(),
         )
     except Exception:  # the database itself may be what failed; the relay will see it
         logger.exception("Could not record the failure of event %s.", event.pk)
     cls = PermanentDeliveryError if permanent else TransientDeliveryError
-    return cls(f"Event {event.pk}: {error}")
+    return cls(f"Event {event.pk}{what}: {error}")

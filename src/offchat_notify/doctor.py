@@ -25,7 +25,13 @@ class Finding:
 
 
 def diagnose() -> Iterator[Finding]:
-    from .checks import check_deploy, check_schedule, check_settings
+    from .checks import (
+        check_broker_for_production,
+        check_deploy,
+        check_schedule,
+        check_scheduler_lock,
+        check_settings,
+    )
 
     yield Finding(OK, "offchat_notify is in INSTALLED_APPS")
     pending = _unapplied_migrations()
@@ -46,8 +52,8 @@ def diagnose() -> Iterator[Finding]:
 
     conf = get_settings()
     yield Finding(OK, f"backend {conf.BACKEND!r} loads")
-    for message in check_deploy():
-        if not settings.DEBUG:
+    if not settings.DEBUG:
+        for message in check_deploy() + check_broker_for_production() + check_scheduler_lock():
             yield Finding(WARNING, f"{message.id}: {message.msg}", message.hint or "")
     if conf.BACKEND == "dramatiq":
         yield from _broker()

@@ -109,6 +109,9 @@ class Event(models.Model):
         _("state"), max_length=12, choices=State.choices, default=State.PENDING
     )
     attempts = models.PositiveIntegerField(_("attempts"), default=0)
+    failures = models.PositiveIntegerField(
+        _("failures"), default=0, help_text=_("Failed attempts; at MAX_ATTEMPTS it fails.")
+    )
     recipient_count = models.PositiveIntegerField(_("recipients"), default=0)
     skipped_count = models.PositiveIntegerField(
         _("skipped"), default=0, help_text=_("Named user ids that are not active users.")

@@ -76,6 +76,7 @@ def _claim(qs: object, limit: int | None, *, reset_attempts: bool = False) -> li
         fields = {"state": Event.State.QUEUED, "updated_at": timezone.now()}
         if reset_attempts:
             fields["attempts"] = 0
+            fields["failures"] = 0
         Event.objects.filter(pk__in=ids).update(**fields)
     return ids
 

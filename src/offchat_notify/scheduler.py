@@ -34,7 +34,7 @@ EPOCH = datetime(2000, 1, 1, tzinfo=dt_timezone.utc)
 
 #: The library's own jobs and their default timing.
 BUILTIN_JOBS: dict[str, dict[str, Any]] = {
-    "relay": {"task": "offchat_notify.relay.relay", "every": 10},
+    "relay": {"task": "offchat_notify.relay.relay", "every": 5},
     "retention": {"task": "offchat_notify.retention.purge", "cron": "30 3 * * *"},
 }
 

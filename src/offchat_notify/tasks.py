@@ -16,7 +16,7 @@ import dramatiq
 from . import chunks, scheduler
 from .conf import get_settings
 from .delivery import deliver
-from .exceptions import PoisonMessage, TransientDeliveryError
+from .exceptions import DeliveryError, PoisonMessage, TransientDeliveryError
 
 logger = logging.getLogger(__name__)
 
@@ -88,9 +88,13 @@ def deliver_chunk(*args: Any, **kwargs: Any) -> None:
         )
         raise PoisonMessage(f"Not a chunk job: args={args!r} kwargs={kwargs!r}")
     try:
-        chunks.deliver_chunk(*args)
-    except Exception as exc:
+        found = chunks.deliver_chunk(*args)
+    except DeliveryError:
+        raise  # recorded on the Event; retried if transient
+    except Exception as exc:  # before the chunk could be read: the database, most likely
         raise TransientDeliveryError(f"Event {args[0]} chunk {args[1]}: {exc}") from exc
+    if found is None:
+        raise PoisonMessage(f"No chunk {args[1]} of Event {args[0]}")
 
 
 def never_retry(retries: int, exception: BaseException) -> bool:

@@ -204,3 +204,23 @@ def test_deploy_check_warns_about_the_stub_broker_in_production():
         DRAMATIQ_BROKER={"BROKER": "dramatiq.brokers.stub.StubBroker"},
     ):
         assert [m.id for m in check_deploy()] == ["offchat_notify.W004"]
+
+
+def redis_broker_settings(broker: str, url: str):
+    return override_settings(
+        OFFCHAT_NOTIFY={"BACKEND": "dramatiq"},
+        DRAMATIQ_BROKER={"BROKER": broker, "OPTIONS": {"url": url}},
+    )
+
+
+def test_deploy_checks_a_redis_broker_for_timeouts_and_poison_handling():
+    from offchat_notify.checks import check_broker_for_production
+
+    with redis_broker_settings("dramatiq.brokers.redis.RedisBroker", "redis://r:6379/0"):
+        assert [m.id for m in check_broker_for_production()] == [
+            "offchat_notify.W006",
+            "offchat_notify.W007",
+        ]
+    good = "redis://r:6379/0?socket_connect_timeout=1&socket_timeout=1"
+    with redis_broker_settings("offchat_notify.brokers.RedisBroker", good):
+        assert check_broker_for_production() == []

@@ -100,3 +100,54 @@ def test_parallel_chunks_can_be_turned_off(make_users):
     event = notify(Audience.role("admin"), "x")
     assert not DeliveryChunk.objects.filter(event=event).exists()
     assert Notification.objects.filter(event=event).count() == 35
+
+
+def test_a_chunk_job_for_a_chunk_that_does_not_exist_is_poison(caplog):
+    from offchat_notify.exceptions import PoisonMessage
+    from offchat_notify.tasks import deliver_chunk as chunk_actor
+
+    with pytest.raises(PoisonMessage, match="No chunk 3 of Event 987654"):
+        chunk_actor.fn(987654, 3)
+    assert "has no chunk 3; nothing to deliver" in caplog.text
+
+
+@override_settings(
+    OFFCHAT_NOTIFY={**CHUNKED, "BACKEND": f"{__name__}.Recording", "MAX_ATTEMPTS": 2}
+)
+def test_a_chunk_that_keeps_failing_fails_its_event(make_users, monkeypatch):
+    from django.db import OperationalError
+
+    from offchat_notify.exceptions import PermanentDeliveryError, TransientDeliveryError
+
+    make_users(25, group="admin")
+    Recording.chunks = []
+    event = notify(Audience.role("admin"), "x")
+
+    def broken(*args, **kwargs):
+        raise OperationalError("disk full")
+
+    monkeypatch.setattr("offchat_notify.chunks.insert_page", broken)
+    with pytest.raises(TransientDeliveryError, match="chunk 1: .*disk full"):
+        deliver_chunk(event.pk, 1)
+    event.refresh_from_db()
+    assert (event.state, event.failures) == (Event.State.QUEUED, 1)
+    with pytest.raises(PermanentDeliveryError):
+        deliver_chunk(event.pk, 1)
+    event.refresh_from_db()
+    assert (event.state, event.failures) == (Event.State.FAILED, 2)
+    assert "disk full" in event.last_error
+    # A failed Event's other chunks do nothing more.
+    monkeypatch.undo()
+    assert deliver_chunk(event.pk, 0) is False
+    assert not Notification.objects.filter(event=event).exists()
+
+
+@override_settings(OFFCHAT_NOTIFY={**CHUNKED, "PARALLEL_CHUNK": None, "MAX_ATTEMPTS": 2})
+def test_deliveries_sent_twice_do_not_use_up_attempts(make_users):
+    make_users(3, group="admin")
+    event = notify(Audience.role("admin"), "x")
+    for _ in range(3):  # the relay during a backlog, or concurrent workers
+        Event.objects.filter(pk=event.pk).update(state=Event.State.QUEUED)
+        deliver(event.pk)
+    event.refresh_from_db()
+    assert (event.state, event.attempts, event.failures) == (Event.State.DELIVERED, 4, 0)

@@ -17,7 +17,7 @@ from offchat_notify.exceptions import NotifyConfigurationError
 from offchat_notify.scheduler import Job, get_jobs, periodic
 from tests.testapp import jobs as testjobs
 
-RELAY = Job("relay", "offchat_notify.relay.relay", every=timedelta(seconds=10))
+RELAY = Job("relay", "offchat_notify.relay.relay", every=timedelta(seconds=5))
 RETENTION = Job("retention", "offchat_notify.retention.purge", cron="30 3 * * *")
 RECORD = "tests.testapp.jobs.record"
 

@@ -127,7 +127,7 @@ def test_list_prints_each_job_with_its_next_run_in_time_zone():
         call_command("notify_scheduler", "--list", stdout=out)
     assert out.getvalue().splitlines() == [
         "record: tests.testapp.jobs.record, every 2s, next run 2024-01-15 11:00:04 CET",
-        "relay: offchat_notify.relay.relay, every 10s, next run 2024-01-15 11:00:10 CET",
+        "relay: offchat_notify.relay.relay, every 5s, next run 2024-01-15 11:00:05 CET",
         "retention: offchat_notify.retention.purge, cron '30 3 * * *', "
         "next run 2024-01-16 03:30:00 CET",
         "Lock: no lock (single scheduler; set OFFCHAT_NOTIFY['SCHEDULER_LOCK_URL'] to "

@@ -16,7 +16,8 @@ class SyncBackend(BaseBackend):
 
     For development and small sites without a worker. The request pays for the
     whole fan-out. A failed delivery does not break the caller: it is logged
-    and recorded on the Event (state ``failed``), from where it can be retried.
+    and recorded on the Event (``queued`` while it has attempts left, for the
+    relay; ``failed`` after that, for ``notify_retry``).
     """
 
     def dispatch(self, event_id: int) -> None:
