@@ -183,40 +183,58 @@ def counting_redis_commands(client: Any) -> Iterator[list[str]]:
 # Django
 
 
-def configure_django(
-    *, database: dict[str, Any], redis_url: str, namespace: str, apps: Sequence[str]
-) -> None:
-    import django
-    from django.conf import settings
+def django_settings(
+    *,
+    database: dict[str, Any],
+    redis_url: str,
+    namespace: str,
+    apps: Sequence[str],
+    broker: str = "dramatiq.brokers.redis.RedisBroker",
+    notify: dict[str, Any] | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """The benchmarks' Django settings, as keyword arguments of ``settings.configure``.
 
-    settings.configure(
-        DEBUG=False,
-        SECRET_KEY="offchat-notify-benchmarks",
-        USE_TZ=True,
-        TIME_ZONE="UTC",
-        DEFAULT_AUTO_FIELD="django.db.models.BigAutoField",
-        PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"],
-        INSTALLED_APPS=[
+    ``extra`` adds or replaces settings. Worker processes load the same dict
+    through a settings module (benchmarks/worker_settings.py).
+    """
+    return {
+        "DEBUG": False,
+        "SECRET_KEY": "offchat-notify-benchmarks",
+        "USE_TZ": True,
+        "TIME_ZONE": "UTC",
+        "DEFAULT_AUTO_FIELD": "django.db.models.BigAutoField",
+        "PASSWORD_HASHERS": ["django.contrib.auth.hashers.MD5PasswordHasher"],
+        "INSTALLED_APPS": [
             "django.contrib.contenttypes",
             "django.contrib.auth",
             "django_dramatiq",
             "offchat_notify",
             *apps,
         ],
-        DATABASES={"default": database},
-        DRAMATIQ_BROKER={
-            "BROKER": "dramatiq.brokers.redis.RedisBroker",
+        "DATABASES": {"default": database},
+        "DRAMATIQ_BROKER": {
+            "BROKER": broker,
             "OPTIONS": {"url": redis_url, "namespace": namespace},
             "MIDDLEWARE": BROKER_MIDDLEWARE,
         },
-        OFFCHAT_NOTIFY={"BACKEND": "dramatiq"},
-        LOGGING={
+        "OFFCHAT_NOTIFY": notify or {"BACKEND": "dramatiq"},
+        "LOGGING": {
             "version": 1,
             "disable_existing_loggers": False,
             "handlers": {"console": {"class": "logging.StreamHandler"}},
             "loggers": {"offchat_notify": {"handlers": ["console"], "level": "WARNING"}},
         },
-    )
+        **extra,
+    }
+
+
+def configure_django(**options: Any) -> None:
+    """``settings.configure`` with :func:`django_settings` (same arguments), then setup."""
+    import django
+    from django.conf import settings
+
+    settings.configure(**django_settings(**options))
     django.setup()
 
 
@@ -230,9 +248,12 @@ def versions(redis_client: Any) -> list[tuple[str, str]]:
         except PackageNotFoundError:
             return "not installed"
 
-    with connection.cursor() as cursor:
-        cursor.execute("SHOW server_version")
-        pg_version = cursor.fetchone()[0]
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW server_version")
+            database = ("PostgreSQL server", cursor.fetchone()[0])
+    else:
+        database = (connection.display_name, connection.Database.sqlite_version)
     try:
         cpus = len(os.sched_getaffinity(0))  # what nproc prints
     except AttributeError:
@@ -245,7 +266,7 @@ def versions(redis_client: Any) -> list[tuple[str, str]]:
         ("offchat-notify", dist("offchat-notify")),
         ("psycopg", dist("psycopg")),
         ("redis-py", dist("redis")),
-        ("PostgreSQL server", pg_version),
+        database,
         ("Redis server", redis_client.info("server")["redis_version"]),
         ("nproc", str(cpus)),
     ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.db.models.functions import Now
 from django.utils import timezone
 
 
@@ -57,3 +58,40 @@ class InlineNotification(models.Model):
     class Meta:
         app_label = "chat"
         indexes = [models.Index(fields=["recipient", "unread"], name="chat_inline_unread_idx")]
+
+
+class CeilingNotification(models.Model):
+    """The fan-out ceiling: offchat_notify's Notification table, copied for raw SQL inserts.
+
+    Same columns, unique (event, recipient) constraint and indexes (each
+    foreign key, the inbox, the unread partial index), and no foreign-key
+    constraints (``db_constraint=False``): what a raw ``INSERT ... SELECT`` or
+    ``COPY`` of the same narrow rows costs. Benchmark only (fanout.py).
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    event = models.ForeignKey(
+        "offchat_notify.Event", on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
+    )
+    recipient = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(db_default=Now())
+    read_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        app_label = "chat"
+        constraints = [
+            models.UniqueConstraint(fields=["event", "recipient"], name="chat_ceiling_once")
+        ]
+        indexes = [
+            models.Index(fields=["recipient", "-id"], name="chat_ceiling_inbox_idx"),
+            models.Index(
+                fields=["recipient"],
+                condition=models.Q(read_at__isnull=True),
+                name="chat_ceiling_unread_idx",
+            ),
+        ]
