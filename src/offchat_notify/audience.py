@@ -221,7 +221,7 @@ def _to_q(spec: dict[str, Any], resolver: BaseRoles, window: Window) -> Q:
     if "users" in spec:
         return Q(pk__in=window.ids(spec["users"]))
     if "role" in spec:
-        return resolver.filter(spec["role"])
+        return resolver.page_filter(spec["role"], window.after)
     if "staff" in spec:
         return Q(is_staff=True)
     if "superusers" in spec:

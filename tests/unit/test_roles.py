@@ -90,3 +90,17 @@ def test_a_custom_resolver(make_users, django_user_model):
 def test_resolvers_refuse_unknown_options():
     with pytest.raises(NotifyConfigurationError, match="GroupRoles takes no option 'field'"):
         GroupRoles(field="x")
+
+
+def test_group_pages_bound_the_membership_subquery_and_use_the_group_id(make_users):
+    # Each page of a large role costs the same: the page's lower bound reaches
+    # the membership subquery, and the group is named by id (so the planner
+    # knows its size), not joined by name.
+    from django.contrib.auth import get_user_model
+
+    make_users(3, group="admin")
+    group_id = Group.objects.get(name="admin").pk
+    q = GroupRoles().page_filter("admin", after=41)
+    sql, params = get_user_model().objects.filter(q).query.sql_with_params()
+    assert "auth_group" not in sql
+    assert '"user_id" > ' in sql and 41 in params and group_id in params

@@ -127,6 +127,7 @@ def make_loop(lock=None, **jobs):
     return loop, lines
 
 
+@pytest.mark.django_db
 @override_settings(
     OFFCHAT_NOTIFY={"BACKEND": "sync", "SCHEDULE": {"record": {"task": RECORD, "every": 2}}}
 )
