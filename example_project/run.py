@@ -110,6 +110,10 @@ def run(args: argparse.Namespace) -> int:
                     signal_group=False,
                 )
             )
+        # The periodic jobs: the relay (every 5 s) and retention (nightly). With
+        # Redis it holds the scheduler lock and a worker runs the jobs; without,
+        # it runs them itself.
+        children.append(Child.start("scheduler", ["notify_scheduler"], env, signal_group=False))
         while True:
             for child in children:
                 code = child.process.poll()
@@ -131,6 +135,7 @@ def describe_mode(redis_url: str, backend: str) -> list[str]:
             f"Mode: Redis ({redis_url}), backend {backend}.",
             "  The web server writes each Event; a separate Dramatiq worker process",
             "  (manage.py rundramatiq) delivers it. Unset REDIS_URL to run without Redis.",
+            "  manage.py notify_scheduler runs the relay and retention (a worker runs them).",
         ]
     else:
         lines = [
@@ -138,6 +143,7 @@ def describe_mode(redis_url: str, backend: str) -> list[str]:
             "  Notifications are delivered inside the web server right after each commit:",
             "  no broker, no worker. Set REDIS_URL=redis://127.0.0.1:6379/0 to use Redis",
             "  and a Dramatiq worker.",
+            "  manage.py notify_scheduler runs the relay and retention itself.",
         ]
         if backend == "dramatiq":
             lines.append(

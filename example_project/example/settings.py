@@ -139,6 +139,11 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 OFFCHAT_NOTIFY = {
     "BACKEND": os.environ.get("OFFCHAT_BACKEND", "").strip()
     or ("dramatiq" if REDIS_URL else "sync"),
+    # Read notifications are deleted 30 days after they were created, by the
+    # scheduler's nightly retention job.
+    "RETENTION_DAYS": 30,
+    # Without Redis there is one scheduler (run.py's) and nothing to lock.
+    **({} if REDIS_URL else {"SCHEDULER_LOCK_URL": ""}),
 }
 
 # The broker django-dramatiq builds. With Redis, offchat-notify's RedisBroker:
