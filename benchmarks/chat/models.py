@@ -63,20 +63,26 @@ class InlineNotification(models.Model):
 class CeilingNotification(models.Model):
     """The fan-out ceiling: offchat_notify's Notification table, copied for raw SQL inserts.
 
-    Same columns, unique (event, recipient) constraint and indexes (each
-    foreign key, the inbox, the unread partial index), and no foreign-key
-    constraints (``db_constraint=False``): what a raw ``INSERT ... SELECT`` or
-    ``COPY`` of the same narrow rows costs. Benchmark only (fanout.py).
+    Same columns, unique (event, recipient) constraint, indexes (the inbox,
+    the unread partial index, none of its own on either key) and, like it, no
+    foreign-key constraints (``db_constraint=False``): what a raw ``INSERT ...
+    SELECT`` or ``COPY`` of the same narrow rows costs. Benchmark only
+    (fanout.py).
     """
 
     id = models.BigAutoField(primary_key=True)
     event = models.ForeignKey(
-        "offchat_notify.Event", on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
+        "offchat_notify.Event",
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        related_name="+",
     )
     recipient = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.DO_NOTHING,
         db_constraint=False,
+        db_index=False,
         related_name="+",
     )
     created_at = models.DateTimeField(db_default=Now())

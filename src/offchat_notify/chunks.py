@@ -20,7 +20,7 @@ from django.utils import timezone
 from .audience import Audience
 from .backends import get_backend
 from .conf import get_settings
-from .fanout import insert_page, iter_pages
+from .fanout import iter_pages, write_range
 from .models import DeliveryChunk, Event
 from .roles import get_role_resolver
 
@@ -87,16 +87,16 @@ def deliver_chunk(event_id: int, index: int) -> bool | None:
 
 
 def _write(chunk: DeliveryChunk, audience: Audience) -> None:
-    pages = iter_pages(
+    conf = get_settings()
+    write_range(
+        chunk.event_id,
         audience,
         get_role_resolver(),
-        get_settings().CHUNK_SIZE,
+        page_size=conf.CHUNK_SIZE,
+        stuck_after=conf.STUCK_AFTER,
         after=_load(chunk.lo),
         until=_load(chunk.hi),
     )
-    for _last, users in pages:
-        insert_page(chunk.event_id, users)
-        Event.objects.filter(pk=chunk.event_id).update(updated_at=timezone.now())
 
 
 def _store(pk: Any) -> str:

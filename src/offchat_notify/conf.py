@@ -37,7 +37,7 @@ DEFAULTS: dict[str, Any] = {
     "ROLE_RESOLVER": "offchat_notify.roles.GroupRoles",
     "ROLE_RESOLVER_OPTIONS": {},
     "ADMIN_ROLE": "admin",
-    "CHUNK_SIZE": 1000,
+    "CHUNK_SIZE": 10_000,
     "ON_BROKER_ERROR": "defer",
     "RETENTION_DAYS": None,
     "SCHEDULE": {},

@@ -26,7 +26,7 @@ from .exceptions import (
     PermanentDeliveryError,
     TransientDeliveryError,
 )
-from .fanout import insert_page, iter_pages
+from .fanout import write_range
 from .models import Event, Notification
 from .roles import get_role_resolver
 
@@ -97,16 +97,18 @@ def finish(event: Event, audience: Audience) -> Event:
 def write_notifications(event_id: int, audience: Audience) -> int:
     """Insert the Notification rows of one Event, a page at a time; return the rows added.
 
-    Each page is one set-based ``INSERT ... SELECT`` (see :mod:`.fanout`).
+    Each page is one set-based ``INSERT ... SELECT`` (see :mod:`.fanout`). The
+    Event's ``updated_at`` moves at least once a second while it runs: the relay
+    treats a delivering Event that stops moving as stuck.
     """
     conf = get_settings()
-    resolver = get_role_resolver()
-    added = 0
-    for _last, users in iter_pages(audience, resolver, conf.CHUNK_SIZE):
-        added += insert_page(event_id, users)
-        # The heartbeat: the relay treats a delivering Event that stops moving as stuck.
-        Event.objects.filter(pk=event_id).update(updated_at=timezone.now())
-    return added
+    return write_range(
+        event_id,
+        audience,
+        get_role_resolver(),
+        page_size=conf.CHUNK_SIZE,
+        stuck_after=conf.STUCK_AFTER,
+    )
 
 
 def count_skipped(audience: Audience) -> int:

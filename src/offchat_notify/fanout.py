@@ -1,26 +1,42 @@
 """Writing Notification rows: set-based where the database allows, in bounded pages.
 
 ``INSERT INTO notification (event_id, recipient_id) SELECT %s, id FROM (users
-of this page) ON CONFLICT DO NOTHING``: the recipients go from the user table
-to the notification table inside the database, and no id travels through
-Python. Pages are ranges of user primary keys; only one boundary id per page is
-read. Databases without "ignore conflicts" inserts fall back to reading the
-page's ids and ``bulk_create(ignore_conflicts=True)``.
+of this page)``: the recipients go from the user table to the notification
+table inside the database, and no id travels through Python. Pages are ranges
+of user primary keys; only one boundary id per page is read. Databases without
+"ignore conflicts" inserts fall back to reading the page's ids and
+``bulk_create(ignore_conflicts=True)``.
+
+A :class:`PageWriter` writes one Event's pages. It starts with plain
+``INSERT`` statements, the fast way on a first attempt where no row exists yet; the
+first page that meets a row already there (a retry, a relayed duplicate, two
+workers on one Event) is written again with ``ON CONFLICT DO NOTHING``, and so
+is every later page. The unique (event, recipient) constraint keeps every
+path exactly-once.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
+from time import monotonic
 from typing import Any
 
-from django.db import connections, router
+from django.db import IntegrityError, connections, router, transaction
 from django.db.models import F, QuerySet
 from django.db.models.constants import OnConflict
+from django.utils import timezone
 
 from . import metrics
 from .audience import Audience, Window, active_users, audience_q
-from .models import Notification
+from .models import Event, Notification
 from .roles import BaseRoles
+
+#: At most one heartbeat (``Event.updated_at``) per this many seconds. The relay
+#: takes a delivering Event whose heartbeat is older than ``STUCK_AFTER`` as
+#: stuck, so this must stay well under it (the setting's minimum is 1 s; see
+#: :meth:`PageWriter.beat`).
+HEARTBEAT = 1.0
 
 
 def iter_pages(
@@ -59,8 +75,63 @@ def iter_pages(
         after = upper
 
 
-def insert_page(event_id: int, users: QuerySet) -> int:
-    """Write one page of Notification rows for ``event_id``; return how many were new."""
+class PageWriter:
+    """Write the pages of one Event, keep its heartbeat, count the rows added."""
+
+    def __init__(self, event_id: int, *, stuck_after: float) -> None:
+        self.event_id = event_id
+        self.added = 0
+        self.ignore_conflicts = False  # until a page meets a row already written
+        self.heartbeat = min(HEARTBEAT, stuck_after / 5)
+        self._last_beat = monotonic()
+
+    def write(self, users: QuerySet) -> int:
+        """Write one page of Notification rows; return how many were new."""
+        if self.ignore_conflicts:
+            added = insert_page(self.event_id, users)
+        else:
+            try:
+                added = insert_page(self.event_id, users, ignore_conflicts=False)
+            except IntegrityError:
+                self.ignore_conflicts = True
+                added = insert_page(self.event_id, users)
+        self.added += added
+        self.beat()
+        return added
+
+    def beat(self, *, force: bool = False) -> None:
+        """Move the Event's ``updated_at``: this delivery is alive (throttled)."""
+        now = monotonic()
+        if force or now - self._last_beat >= self.heartbeat:
+            Event.objects.filter(pk=self.event_id).update(updated_at=timezone.now())
+            self._last_beat = now
+
+
+def write_range(
+    event_id: int,
+    audience: Audience,
+    resolver: BaseRoles,
+    *,
+    page_size: int,
+    stuck_after: float,
+    after: Any = None,
+    until: Any = None,
+) -> int:
+    """Write the Notification rows of ``event_id`` for its audience with
+    ``after < pk <= until``, a page at a time; return the rows added."""
+    writer = PageWriter(event_id, stuck_after=stuck_after)
+    for _last, users in iter_pages(audience, resolver, page_size, after=after, until=until):
+        writer.write(users)
+    return writer.added
+
+
+def insert_page(event_id: int, users: QuerySet, *, ignore_conflicts: bool = True) -> int:
+    """Write one page of Notification rows for ``event_id``; return how many were new.
+
+    With ``ignore_conflicts=False`` a row already there raises
+    :class:`~django.db.IntegrityError` and the page writes nothing (inside a
+    transaction, only the page's savepoint is rolled back).
+    """
     using = router.db_for_write(Notification)
     connection = connections[using]
     if not connection.features.supports_ignore_conflicts or users.db != using:
@@ -71,14 +142,21 @@ def insert_page(event_id: int, users: QuerySet) -> int:
     recipient_col = quote(meta.get_field("recipient").column)
     select = users.annotate(offchat_recipient=F("pk")).values("offchat_recipient")
     select_sql, params = select.query.sql_with_params()
+    on_conflict = OnConflict.IGNORE if ignore_conflicts else None
     fields = [meta.get_field("event"), meta.get_field("recipient")]
     sql = (
-        f"{connection.ops.insert_statement(on_conflict=OnConflict.IGNORE)} "
+        f"{connection.ops.insert_statement(on_conflict=on_conflict)} "
         f"{quote(meta.db_table)} ({event_col}, {recipient_col}) "
         f"SELECT %s, page.{quote('offchat_recipient')} FROM ({select_sql}) page "
-        f"{connection.ops.on_conflict_suffix_sql(fields, OnConflict.IGNORE, None, None)}"
+        f"{connection.ops.on_conflict_suffix_sql(fields, on_conflict, None, None)}"
     )
-    with connection.cursor() as cursor:
+    # Inside the caller's transaction a failed statement must not poison it.
+    guard = (
+        transaction.atomic(using=using)
+        if connection.in_atomic_block and not ignore_conflicts
+        else contextlib.nullcontext()
+    )
+    with guard, connection.cursor() as cursor:
         cursor.execute(sql, (event_id, *params))
         added = max(cursor.rowcount, 0)
     metrics.written(added)

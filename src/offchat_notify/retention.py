@@ -1,8 +1,9 @@
 """Retention: delete what ``OFFCHAT_NOTIFY["RETENTION_DAYS"]`` says is old enough.
 
 Read notifications older than the limit go first; then delivered Events older
-than the limit that have no unread notification left. Both in batches, so a
-large backlog never holds long locks or a huge transaction.
+than the limit that have no unread notification left; then orphans
+(:func:`purge_orphans`). All in batches, so a large backlog never holds long
+locks or a huge transaction.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
+from django.contrib.auth import get_user_model
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
@@ -37,13 +39,33 @@ def purge(*, days: int | None = None, batch: int = BATCH) -> tuple[int, int]:
         ),
         batch,
     )
+    orphans = purge_orphans(batch=batch)
     logger.info(
-        "Retention (%d days): deleted %d read notification(s) and %d event(s).",
+        "Retention (%d days): deleted %d read notification(s), %d event(s) and %d "
+        "orphaned notification(s).",
         days,
         notifications,
         events,
+        orphans,
     )
-    return notifications, events
+    return notifications + orphans, events
+
+
+def purge_orphans(*, batch: int = BATCH) -> int:
+    """Delete notifications whose Event or recipient no longer exists; return how many.
+
+    Notification's keys have no database constraint (fan-out writes twice as
+    fast without one), so a user or an Event deleted behind the ORM's back
+    (raw SQL, another application, or a user deleted while a fan-out was
+    writing to them) can leave rows behind. Nobody sees them: inbox queries
+    join the user and the Event. :func:`purge` calls this; without
+    ``RETENTION_DAYS``, schedule ``offchat_notify.retention.purge_orphans``
+    itself.
+    """
+    events = Event.objects.filter(pk=OuterRef("event_id"))
+    users = get_user_model()._base_manager.filter(pk=OuterRef("recipient_id"))
+    orphans = Notification.objects.filter(~Exists(events) | ~Exists(users))
+    return _in_batches(orphans, batch)
 
 
 def _in_batches(qs: object, batch: int) -> int:

@@ -55,7 +55,7 @@ def test_bad_value():
         assert check_settings() == [
             checks.Error(
                 "OFFCHAT_NOTIFY['CHUNK_SIZE'] must be a positive integer, not 'big'.",
-                hint="Default: 1000.",
+                hint="Default: 10000.",
                 id="offchat_notify.E002",
             )
         ]

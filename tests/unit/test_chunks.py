@@ -126,7 +126,7 @@ def test_a_chunk_that_keeps_failing_fails_its_event(make_users, monkeypatch):
     def broken(*args, **kwargs):
         raise OperationalError("disk full")
 
-    monkeypatch.setattr("offchat_notify.chunks.insert_page", broken)
+    monkeypatch.setattr("offchat_notify.fanout.insert_page", broken)
     with pytest.raises(TransientDeliveryError, match="chunk 1: .*disk full"):
         deliver_chunk(event.pk, 1)
     event.refresh_from_db()

@@ -17,7 +17,7 @@ def test_defaults_fill_in_what_is_not_set():
         conf = get_settings()
     assert conf.BACKEND == "dramatiq"
     assert conf.QUEUE == "offchat_notify"
-    assert conf.CHUNK_SIZE == 1000
+    assert conf.CHUNK_SIZE == 10_000
     assert conf.ON_BROKER_ERROR == "defer"
     assert conf.backend_path == "offchat_notify.backends.dramatiq.DramatiqBackend"
 

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from offchat_notify import Audience
 from offchat_notify.models import Event, Notification
-from offchat_notify.retention import purge
+from offchat_notify.retention import purge, purge_orphans
 from offchat_notify.scheduler import get_jobs, run_job
 
 pytestmark = pytest.mark.django_db
@@ -62,8 +62,9 @@ def test_purge_works_in_batches(make_users):
     with CaptureQueriesContext(connection) as queries:
         assert purge(days=30, batch=4) == (21, 3)
     assert not Event.objects.filter(pk__in=[e.pk for e in events]).exists()
-    # 21 rows: six batches and an empty look; 3 events: one batch and an empty look.
-    assert sum("LIMIT 4" in q["sql"] for q in queries.captured_queries) == 7 + 2
+    # 21 rows: six batches and an empty look; 3 events: one batch and an empty
+    # look; orphans: an empty look.
+    assert sum("LIMIT 4" in q["sql"] for q in queries.captured_queries) == 7 + 2 + 1
 
 
 def test_purge_reads_retention_days_and_does_nothing_without_it(make_users):
@@ -75,3 +76,36 @@ def test_purge_reads_retention_days_and_does_nothing_without_it(make_users):
         assert "retention" in get_jobs()
         assert run_job("retention") == (1, 1)
     assert remaining(old) == (False, [])
+
+
+def test_deleting_a_user_or_event_through_the_orm_deletes_their_notifications(make_users):
+    a, b = make_users(2)
+    kept = event([a, b], days=1, unread=[a, b])
+    gone = event([a, b], days=1, unread=[a, b])
+    a.delete()
+    gone.delete()
+    assert remaining(kept) == (True, [b.pk])
+    assert not Notification.objects.filter(event_id=gone.pk).exists()
+
+
+def test_purge_orphans_deletes_rows_whose_user_or_event_was_deleted_behind_the_orm(
+    make_users,
+):
+    a, b, c = make_users(3)
+    ev = event([a, b, c], days=1, unread=[a, b, c])
+    other = event([b, c], days=1, read=[b, c])
+    # Raw deletes: no cascade, and no database constraint to refuse them.
+    type(a).objects.filter(pk=a.pk)._raw_delete(using="default")
+    Event.objects.filter(pk=other.pk)._raw_delete(using="default")
+    assert Notification.objects.count() == 5  # the orphans are still there
+    assert purge_orphans(batch=1) == 3  # a's row, and both rows of the deleted Event
+    assert remaining(ev) == (True, [b.pk, c.pk])
+    assert Notification.objects.count() == 2
+    assert purge_orphans() == 0
+
+
+def test_purge_counts_orphans_with_the_notifications_it_deletes(make_users):
+    a, b = make_users(2)
+    event([a, b], days=1, unread=[a, b])
+    type(a).objects.filter(pk=a.pk)._raw_delete(using="default")
+    assert purge(days=30) == (1, 0)
