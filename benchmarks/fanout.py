@@ -6,6 +6,9 @@ group of N users (``admin-N``, populated set-based by services.populate):
 - ``offchat``: ``offchat_notify.delivery.deliver`` of an Event for the role,
   with ``PARALLEL_CHUNK=None`` (the whole audience in this one job) and the
   default ``CHUNK_SIZE``;
+- ``listed``: the same, with a resolver that can only list the members' ids
+  (``benchmarks.chat.roles.GroupListedRoles``): offchat-notify stages them
+  (``COPY`` on PostgreSQL) before its set-based inserts;
 - ``bulk``: the inline way, the wide rows built in Python and written by one
   ``bulk_create`` (what a request, or a naive Celery task, does);
 - ``insert_select`` / ``copy``: the ceiling, a raw ``INSERT ... SELECT`` in one
@@ -32,6 +35,7 @@ from benchmarks.variants import TEXT, VERB
 
 LABELS = {
     "offchat": "offchat-notify deliver (one job)",
+    "listed": "offchat-notify deliver, ids listed by the resolver (one job)",
     "bulk": "inline bulk_create, wide rows",
     "insert_select": "raw INSERT ... SELECT (ceiling)",
     "copy": "raw COPY (ceiling)",
@@ -42,7 +46,7 @@ JOB_APP = "offchat-bench-fanout-job"
 
 def methods(vendor: str, size: int, bulk_max: int) -> list[str]:
     """The methods run for ``size`` recipients: bulk_create only up to ``bulk_max``."""
-    found = ["offchat", "insert_select"]
+    found = ["offchat", "listed", "insert_select"]
     if size <= bulk_max:
         found.append("bulk")
     if vendor == "postgresql":
@@ -54,9 +58,10 @@ def empty_tables() -> None:
     from django.db import connection
 
     from benchmarks.chat.models import CeilingNotification, InlineNotification
-    from offchat_notify.models import Notification
+    from offchat_notify.models import Notification, StagedMember
 
-    tables = [m._meta.db_table for m in (Notification, InlineNotification, CeilingNotification)]
+    models = (Notification, StagedMember, InlineNotification, CeilingNotification)
+    tables = [m._meta.db_table for m in models]
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             cursor.execute(f"TRUNCATE {', '.join(tables)}")
@@ -79,7 +84,7 @@ def one_run(
     role = f"admin-{size}"
     empty_tables()
     message = Message.objects.create(sender=sender, text=TEXT)
-    if method == "offchat":
+    if method in ("offchat", "listed"):
         fields = _validated_fields(
             verb=VERB,
             title="New message",
@@ -94,7 +99,10 @@ def one_run(
         object_id = message.pk
     else:
         object_id = Event.objects.create(audience={"role": role}, verb=VERB).pk
-    job_spec = {**spec, "notify": {**spec["notify"], "BACKEND": "sync", "PARALLEL_CHUNK": None}}
+    notify = {**spec["notify"], "BACKEND": "sync", "PARALLEL_CHUNK": None}
+    if method == "listed":
+        notify["ROLE_RESOLVER"] = "benchmarks.chat.roles.GroupListedRoles"
+    job_spec = {**spec, "notify": notify}
     if "postgresql" in spec["database"]["ENGINE"]:
         options = {**spec["database"].get("OPTIONS", {}), "application_name": JOB_APP}
         job_spec["database"] = {**spec["database"], "OPTIONS": options}
@@ -140,7 +148,7 @@ def stopped(
                 "%s AND datname = current_database()",
                 [JOB_APP],
             )
-    if method == "offchat":
+    if method in ("offchat", "listed"):
         rows = Notification.objects.filter(event_id=object_id).count()
     elif method == "bulk":
         rows = InlineNotification.objects.filter(target_object_id=str(object_id)).count()

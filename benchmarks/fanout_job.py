@@ -7,7 +7,8 @@ Prints one JSON line: the rows written, the wall time of the write, the RSS
 before it and the process's peak RSS. The methods:
 
 - ``offchat``: ``offchat_notify.delivery.deliver(OBJECT_ID)``, an Event of ROLE
-  (as a worker runs it, minus the broker);
+  (as a worker runs it, minus the broker); ``listed``: the same, under a
+  resolver that lists ids (the job's settings name it);
 - ``bulk``: the inline way, the admins' wide rows in one ``bulk_create``
   (variants.inline_bulk) for the chat Message OBJECT_ID, in ``atomic()``;
 - ``insert_select``: the ceiling, one raw ``INSERT ... SELECT ... ON CONFLICT
@@ -52,7 +53,7 @@ def write(method: str, role: str, object_id: int, loaded: Any) -> None:
     from offchat_notify.delivery import deliver
 
     table = CeilingNotification._meta.db_table
-    if method == "offchat":
+    if method in ("offchat", "listed"):
         deliver(object_id)
     elif method == "bulk":
         with transaction.atomic():
@@ -75,7 +76,7 @@ def count(method: str, object_id: int) -> int:
     from benchmarks.chat.models import CeilingNotification, InlineNotification
     from offchat_notify.models import Event, Notification
 
-    if method == "offchat":
+    if method in ("offchat", "listed"):
         event = Event.objects.get(pk=object_id)
         assert event.state == Event.State.DELIVERED, (event.state, event.last_error)
         return Notification.objects.filter(event_id=object_id).count()

@@ -20,6 +20,7 @@ STYLE = {
 }
 FANOUT_STYLE = {
     "offchat": "tab:green",
+    "listed": "tab:olive",
     "bulk": "tab:orange",
     "insert_select": "tab:gray",
     "copy": "black",

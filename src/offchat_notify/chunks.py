@@ -22,19 +22,20 @@ from .backends import get_backend
 from .conf import get_settings
 from .fanout import iter_pages, write_range
 from .models import DeliveryChunk, Event
-from .roles import get_role_resolver
+from .roles import BaseRoles
+from .staging import resolver_for
 
 logger = logging.getLogger(__name__)
 
 
-def plan(event: Event, audience: Audience) -> bool:
+def plan(event: Event, audience: Audience, resolver: BaseRoles) -> bool:
     """Split ``event`` into chunk jobs if its audience is large; return whether it did."""
     size = get_settings().PARALLEL_CHUNK
     chunks = list(DeliveryChunk.objects.filter(event=event).order_by("index"))
     if not chunks:
         if not size:
             return False
-        pages = list(iter_pages(audience, get_role_resolver(), size))
+        pages = list(iter_pages(audience, resolver, size))
         if len(pages) > 1 and not pages[-1][1].exists():
             pages.pop()  # the audience ended exactly on a chunk boundary
         bounds = [last for last, _users in pages]
@@ -91,7 +92,7 @@ def _write(chunk: DeliveryChunk, audience: Audience) -> None:
     write_range(
         chunk.event_id,
         audience,
-        get_role_resolver(),
+        resolver_for(chunk.event_id),
         page_size=conf.CHUNK_SIZE,
         stuck_after=conf.STUCK_AFTER,
         after=_load(chunk.lo),

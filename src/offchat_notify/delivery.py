@@ -28,7 +28,8 @@ from .exceptions import (
 )
 from .fanout import write_range
 from .models import Event, Notification
-from .roles import get_role_resolver
+from .roles import BaseRoles, get_role_resolver
+from .staging import stage, unstage
 
 logger = logging.getLogger(__name__)
 
@@ -59,9 +60,10 @@ def deliver(event_id: int) -> Event | None:
         return event
     try:
         audience = Audience.from_spec(event.audience)
-        if plan(event, audience):
+        resolver = stage(event.pk, audience)
+        if plan(event, audience, resolver):
             return event  # its chunks run as jobs of their own; the last one finishes it
-        write_notifications(event.pk, audience)
+        write_notifications(event.pk, audience, resolver)
         return finish(event, audience)
     except Exception as exc:
         raise _failed(event, exc) from exc
@@ -69,6 +71,7 @@ def deliver(event_id: int) -> Event | None:
 
 def finish(event: Event, audience: Audience) -> Event:
     """Count what was written and mark the Event delivered."""
+    unstage(event.pk)
     recipients = Notification.objects.filter(event_id=event.pk).count()
     skipped = count_skipped(audience)
     now = timezone.now()
@@ -94,7 +97,9 @@ def finish(event: Event, audience: Audience) -> Event:
     return event
 
 
-def write_notifications(event_id: int, audience: Audience) -> int:
+def write_notifications(
+    event_id: int, audience: Audience, resolver: BaseRoles | None = None
+) -> int:
     """Insert the Notification rows of one Event, a page at a time; return the rows added.
 
     Each page is one set-based ``INSERT ... SELECT`` (see :mod:`.fanout`). The
@@ -105,7 +110,7 @@ def write_notifications(event_id: int, audience: Audience) -> int:
     return write_range(
         event_id,
         audience,
-        get_role_resolver(),
+        resolver or get_role_resolver(),
         page_size=conf.CHUNK_SIZE,
         stuck_after=conf.STUCK_AFTER,
     )

@@ -254,6 +254,42 @@ class DeliveryChunk(models.Model):
         return f"event {self.event_id} chunk {self.index}"
 
 
+class StagedMember(models.Model):
+    """A member of a role, as a resolver that only lists ids named it, staged for one
+    Event's delivery (see :mod:`offchat_notify.staging`).
+
+    Written in bulk (``COPY`` on PostgreSQL) at the start of each delivery
+    attempt, read by the set-based inserts, deleted when the Event is
+    delivered. Like Notification's, its keys have no database constraint: the
+    rows are written by the hundred thousand and live for one delivery.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    event = models.ForeignKey(
+        Event,
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_constraint=False,
+        db_index=False,
+    )
+    role = models.CharField(max_length=150)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.DO_NOTHING,
+        related_name="+",
+        db_constraint=False,
+        db_index=False,
+    )
+
+    class Meta:
+        verbose_name = _("staged role member")
+        verbose_name_plural = _("staged role members")
+        indexes = [models.Index(fields=["event", "role", "user"], name="offchat_staged_idx")]
+
+    def __str__(self) -> str:
+        return f"event {self.event_id} role {self.role}: user {self.user_id}"
+
+
 class JobRun(models.Model):
     """The last run of each periodic job, as the process that ran it recorded it."""
 

@@ -66,6 +66,29 @@ class BaseRoles:
         return ""
 
 
+class ListedRoles(BaseRoles):
+    """Base class of resolvers that can only list a role's members: a directory,
+    an external API, a file.
+
+    Implement ``known(role)`` and :meth:`members`. At the start of every delivery
+    attempt, the members of each role the audience names are written to a
+    staging table in bulk (``COPY`` on PostgreSQL with psycopg 3, batched
+    inserts elsewhere), and the Notifications are then written set-based from
+    it, like any other role's. The ids are streamed: :meth:`members` may be a
+    generator of any length.
+    """
+
+    def members(self, role: str) -> Iterable[Any]:
+        """Yield the primary keys (or instances) of the users holding ``role``."""
+        raise NotImplementedError(f"{type(self).__name__} must implement members().")
+
+    def filter(self, role: str) -> Q:
+        raise NotImplementedError(
+            f"{type(self).__name__} lists ids (ListedRoles): its members are staged for each "
+            "delivery, so it has no filter(). Use members(role)."
+        )
+
+
 class _CachedExistence:
     """Remember, for a short while, role names already seen to exist.
 

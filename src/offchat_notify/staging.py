@@ -1,0 +1,149 @@
+"""Staging the members of roles that a resolver can only list (:class:`~.roles.ListedRoles`).
+
+Set-based delivery needs the audience inside the database. A resolver that
+can only list ids (a directory, an API) gets its members copied there first:
+:func:`stage` writes, at the start of each delivery attempt, the members of
+every role the audience names into :class:`~.models.StagedMember`, with
+``COPY`` on PostgreSQL (psycopg 3) and batched inserts elsewhere, and returns
+a resolver whose roles select from those rows. From there delivery is the
+same as for any other role: pages, chunks, exclusions, the active-user
+filter, idempotent inserts.
+
+Staging replaces an Event's rows in one transaction, so a chunk job reading
+them while another attempt re-stages sees the old members or the new ones,
+never none. :func:`unstage` drops them once the Event is delivered.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator
+from itertools import islice
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.db import connections, router, transaction
+from django.db.models import Q
+
+from .audience import Audience, _nodes, _to_pk
+from .conf import get_settings
+from .exceptions import InvalidNotification
+from .models import StagedMember
+from .roles import BaseRoles, ListedRoles, get_role_resolver
+
+logger = logging.getLogger(__name__)
+
+
+class StagedRoles(BaseRoles):
+    """The roles of one Event, read from its staged members."""
+
+    def __init__(self, resolver: ListedRoles, event_id: int) -> None:
+        self.resolver = resolver
+        self.event_id = event_id
+
+    def known(self, role: str) -> bool:
+        return self.resolver.known(role)
+
+    def filter(self, role: str) -> Q:
+        return self.page_filter(role, None)
+
+    def page_filter(self, role: str, after: Any) -> Q:
+        members = StagedMember.objects.filter(event_id=self.event_id, role=role)
+        if after is not None:
+            members = members.filter(user_id__gt=after)
+        return Q(pk__in=members.values("user_id"))
+
+
+def resolver_for(event_id: int) -> BaseRoles:
+    """The resolver to deliver ``event_id`` with, its members already staged."""
+    resolver = get_role_resolver()
+    if isinstance(resolver, ListedRoles):
+        return StagedRoles(resolver, event_id)
+    return resolver
+
+
+def stage(event_id: int, audience: Audience) -> BaseRoles:
+    """Stage the members of the audience's roles if the resolver only lists them;
+    return the resolver to deliver with."""
+    resolver = get_role_resolver()
+    if not isinstance(resolver, ListedRoles):
+        return resolver
+    roles = sorted({node["role"] for node in _nodes(audience.spec) if "role" in node})
+    using = router.db_for_write(StagedMember)
+    with transaction.atomic(using=using):
+        StagedMember.objects.using(using).filter(event_id=event_id).delete()
+        for role in roles:
+            ids = _checked(resolver, role, resolver.members(role))
+            count, how = _write(using, event_id, role, ids)
+            logger.debug(
+                "Event %s: staged %d member(s) of role %s (%s).", event_id, count, role, how
+            )
+    _analyze(using)
+    return StagedRoles(resolver, event_id)
+
+
+def _analyze(using: str) -> None:
+    """Refresh the staging table's statistics, so the page queries are planned for
+    its real size and not for the empty table autovacuum last saw."""
+    connection = connections[using]
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(f"ANALYZE {connection.ops.quote_name(StagedMember._meta.db_table)}")
+
+
+def unstage(event_id: int) -> None:
+    """Drop the Event's staged members (it is delivered; they are not needed again)."""
+    StagedMember.objects.filter(event_id=event_id).delete()
+
+
+def _checked(resolver: BaseRoles, role: str, values: Iterable[Any]) -> Iterator[Any]:
+    """The listed values as primary keys; anything else is an error naming the resolver."""
+    fast = int if isinstance(get_user_model()._meta.pk.to_python(1), int) else None
+    for value in values:
+        if type(value) is fast:
+            yield value
+            continue
+        try:
+            yield _to_pk(value)
+        except InvalidNotification as e:
+            raise InvalidNotification(
+                f"{type(resolver).__name__}.members({role!r}) yielded {value!r}: {e}"
+            ) from None
+
+
+def _write(using: str, event_id: int, role: str, ids: Iterator[Any]) -> tuple[int, str]:
+    """Write the ids ``CHUNK_SIZE`` at a time; return how many, and how.
+
+    The resolver is never iterated while a write is in progress: it may read
+    the same database (a server-side cursor on this very connection), which
+    an open ``COPY`` would block.
+    """
+    connection = connections[using]
+    copy = connection.vendor == "postgresql" and _psycopg3(connection)
+    size = get_settings().CHUNK_SIZE
+    count = 0
+    while batch := list(islice(ids, size)):
+        if copy:
+            _copy(connection, event_id, role, batch)
+        else:
+            StagedMember.objects.using(using).bulk_create(
+                [StagedMember(event_id=event_id, role=role, user_id=pk) for pk in batch]
+            )
+        count += len(batch)
+    return count, "COPY" if copy else "bulk insert"
+
+
+def _psycopg3(connection: Any) -> bool:
+    from django.db.backends.postgresql.psycopg_any import is_psycopg3
+
+    return is_psycopg3
+
+
+def _copy(connection: Any, event_id: int, role: str, ids: list[Any]) -> None:
+    meta = StagedMember._meta
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(meta.get_field(f).column) for f in ("event", "role", "user"))
+    sql = f"COPY {quote(meta.db_table)} ({columns}) FROM STDIN"
+    with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
+        for pk in ids:
+            copy.write_row((event_id, role, pk))
