@@ -16,6 +16,7 @@ STYLE = {
     "sync": ("tab:olive", ":"),
     "eager": ("tab:cyan", ":"),
     "redis": ("tab:green", "-"),
+    "redis_bg": ("tab:green", "--"),
     "rabbitmq": ("tab:blue", "-"),
 }
 FANOUT_STYLE = {

@@ -16,7 +16,11 @@ from benchmarks import harness
 
 VENDORS = {"postgresql": "PostgreSQL", "sqlite": "SQLite"}
 #: The request path of offchat-notify in production: the dramatiq backend.
-PRODUCTION = {"redis": "Redis", "rabbitmq": "RabbitMQ"}
+PRODUCTION = {
+    "redis": "Redis",
+    "redis_bg": "Redis, DISPATCH background",
+    "rabbitmq": "RabbitMQ",
+}
 Table = tuple[list[str], list[list[Any]]]
 
 

@@ -30,6 +30,9 @@ BUILTIN_BACKENDS = {
 #: What ``ON_BROKER_ERROR`` may say.
 BROKER_ERROR_POLICIES = ("defer", "sync", "raise")
 
+#: What ``DISPATCH`` may say: send in the committing thread, or in a thread of its own.
+DISPATCH_MODES = ("inline", "background")
+
 #: Every key ``OFFCHAT_NOTIFY`` accepts, with its default.
 DEFAULTS: dict[str, Any] = {
     "BACKEND": "dramatiq",
@@ -39,6 +42,7 @@ DEFAULTS: dict[str, Any] = {
     "ADMIN_ROLE": "admin",
     "CHUNK_SIZE": 10_000,
     "ON_BROKER_ERROR": "defer",
+    "DISPATCH": "inline",
     "RETENTION_DAYS": None,
     "SCHEDULE": {},
     "RAISE_RULE_ERRORS": False,
@@ -82,6 +86,7 @@ class NotifySettings:
     ADMIN_ROLE: str
     CHUNK_SIZE: int
     ON_BROKER_ERROR: str
+    DISPATCH: str
     RETENTION_DAYS: int | None
     SCHEDULE: dict[str, Any]
     RAISE_RULE_ERRORS: bool
@@ -196,6 +201,21 @@ def find_problems(raw: Any) -> list[Problem]:
             f"not {merged['ON_BROKER_ERROR']!r}.",
             "'defer' leaves the Event pending for the relay; 'sync' delivers inline; "
             "'raise' lets the broker error reach the caller.",
+        )
+    if merged["DISPATCH"] not in DISPATCH_MODES:
+        bad(
+            "DISPATCH",
+            f"must be one of {', '.join(map(repr, DISPATCH_MODES))}, not {merged['DISPATCH']!r}.",
+            "'inline' sends to the broker in the committing thread; 'background' in a "
+            "thread of its own.",
+        )
+    elif merged["DISPATCH"] == "background" and merged["ON_BROKER_ERROR"] == "raise":
+        bad(
+            "DISPATCH",
+            "'background' cannot be combined with ON_BROKER_ERROR 'raise': a send in the "
+            "background thread has no caller to raise to.",
+            "Use ON_BROKER_ERROR 'defer' (the relay sends the Event later) or 'sync', or "
+            "DISPATCH 'inline'.",
         )
     days = merged["RETENTION_DAYS"]
     if days is not None and (isinstance(days, bool) or not isinstance(days, int) or days < 1):

@@ -23,13 +23,24 @@ class DramatiqBackend(BaseBackend):
     workers run with ``manage.py rundramatiq``. When the broker cannot be
     reached, ``OFFCHAT_NOTIFY["ON_BROKER_ERROR"]`` decides: ``"defer"`` leaves
     the Event pending for the relay, ``"sync"`` delivers inline, ``"raise"``
-    lets the error reach the caller.
+    lets the error reach the caller. With ``OFFCHAT_NOTIFY["DISPATCH"] =
+    "background"`` the send happens in a thread of its own
+    (``offchat_notify.backends.sender``), off the committing thread.
     """
 
     def __init__(self) -> None:
         self.actor = load_actor()
 
     def dispatch(self, event_id: int) -> None:
+        if get_settings().DISPATCH == "background":
+            from .sender import sender
+
+            sender.submit(self.send, event_id)
+        else:
+            self.send(event_id)
+
+    def send(self, event_id: int) -> None:
+        """Send the Event id to the actor now; on a broker error, apply ``ON_BROKER_ERROR``."""
         try:
             self.actor.send(event_id)
         except Exception as exc:
