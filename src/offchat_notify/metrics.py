@@ -19,9 +19,11 @@ offchat_notify_relay_resent_total              counter
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 _metrics: dict[str, Any] | None = None
+_lock = threading.Lock()
 
 
 def _get() -> dict[str, Any]:
@@ -31,10 +33,19 @@ def _get() -> dict[str, Any]:
     multiprocess mode (PROMETHEUS_MULTIPROC_DIR) when a worker process boots,
     after Django has imported this module; metrics created before that would
     not be exported. Empty when prometheus-client is not installed.
+
+    Worker threads (``rundramatiq --threads``) and the background sender
+    race to the first use; the lock makes one of them create the metrics,
+    since registering them twice raises.
     """
-    global _metrics
     if _metrics is not None:
         return _metrics
+    with _lock:
+        return _metrics if _metrics is not None else _create()
+
+
+def _create() -> dict[str, Any]:
+    global _metrics
     try:
         import prometheus_client
     except ImportError:  # optional

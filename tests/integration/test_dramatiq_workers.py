@@ -57,6 +57,41 @@ def test_a_worker_on_redis_delivers_to_every_admin_once(
     assert event.attempts == 1
 
 
+@pytest.mark.parametrize(
+    "broker",
+    [
+        pytest.param("redis", marks=pytest.mark.redis),
+        pytest.param("rabbitmq", marks=pytest.mark.rabbitmq),
+    ],
+)
+def test_background_dispatch_sends_from_its_thread_to_a_real_broker(
+    broker, request, postgres, start_worker, make_users, settings
+):
+    # Given DISPATCH "background" and a worker on a real broker
+    request.getfixturevalue(f"{broker}_broker")
+    settings.OFFCHAT_NOTIFY = {"BACKEND": "dramatiq", "DISPATCH": "background"}
+    admins = make_users(50, group="admin")
+    worker = start_worker(broker)
+    # When several threads notify at once (the sender thread serves them all)
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import connections
+
+    def post(i: int) -> int:
+        try:
+            return notify_admins("message.sent", title=f"#{i}").pk
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(4) as pool:
+        ids = list(pool.map(post, range(12)))
+    # Then every Event is delivered, each to every admin once
+    for event_id in ids:
+        event = wait_delivered(Event.objects.get(pk=event_id), worker)
+        assert rows(event) == [u.pk for u in admins]
+        assert event.attempts == 1, worker.output()[-6000:]
+
+
 @pytest.mark.rabbitmq
 def test_a_worker_on_rabbitmq_delivers(
     postgres, rabbitmq_broker, start_worker, make_users, settings

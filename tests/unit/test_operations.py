@@ -206,6 +206,44 @@ def test_metrics_count_dispatches_deliveries_and_resends(client, make_users):
     assert b"offchat_notify_delivery_latency_seconds_bucket" in response.content
 
 
+def test_threads_racing_to_the_first_metric_create_the_metrics_once(monkeypatch):
+    import threading
+    import time
+
+    import prometheus_client
+    from prometheus_client import REGISTRY
+
+    from offchat_notify import metrics
+
+    class SlowCounter(prometheus_client.Counter):
+        def __init__(self, *args, **kwargs):
+            time.sleep(0.01)  # widen the window in which the threads overlap
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(prometheus_client, "Counter", SlowCounter)
+
+    # Start from a process that has not created them yet.
+    for metric in (metrics._metrics or {}).values():
+        REGISTRY.unregister(metric)
+    metrics._metrics = None
+    barrier, errors = threading.Barrier(8), []
+
+    def first_use():
+        barrier.wait()
+        try:
+            metrics.written(1)
+        except Exception as e:  # DuplicateTimeseries when two threads register
+            errors.append(e)
+
+    threads = [threading.Thread(target=first_use) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert REGISTRY.get_sample_value("offchat_notify_notifications_written_total") == 8
+
+
 def django_capture_on_commit():
     from django.test import TestCase
 
