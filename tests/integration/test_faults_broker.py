@@ -151,7 +151,9 @@ def test_redis_restarted_empty_with_events_queued_delivers_everything_once(
     broker = use_broker(redis_broker_at(url))
     admins = bulk_users(30_000, group="admin")
     members = bulk_users(500, group="member")
-    worker = start_worker("redis", env=worker_env(redis_url=url), threads=1).wait_ready()
+    # Pages of 50 rows: 600 statements keep the fan-out busy past the restart.
+    env = worker_env(redis_url=url, CHUNK_SIZE=50)
+    worker = start_worker("redis", env=env, threads=1).wait_ready()
     big = notify_admins("big", title="30,000 recipients").pk
     queued = [
         send_bulk_notification("queued", role="member", title=f"queued {n}").pk for n in range(20)
