@@ -100,20 +100,26 @@ def make_users(db: None) -> Callable[..., list[Any]]:
 
 
 def _swap_actor_broker(broker: Any) -> Iterator[Any]:
-    """Point the library's actor at ``broker`` for one test, then restore it."""
+    """Point the library's actors at ``broker`` for one test, then restore them.
+
+    All three actors of ``offchat_notify.tasks`` (deliver_event, deliver_chunk,
+    run_job) move, and the global broker with them.
+    """
     import dramatiq
 
-    from offchat_notify.tasks import deliver_event
+    from offchat_notify.tasks import deliver_chunk, deliver_event, run_job
 
     previous_global = dramatiq.get_broker()
-    previous = deliver_event.broker
-    broker.declare_actor(deliver_event)
-    deliver_event.broker = broker
-    dramatiq.set_broker(broker)
+    previous = {actor: actor.broker for actor in (deliver_event, deliver_chunk, run_job)}
     try:
+        for actor in previous:
+            broker.declare_actor(actor)
+            actor.broker = broker
+        dramatiq.set_broker(broker)
         yield broker
     finally:
-        deliver_event.broker = previous
+        for actor, actor_broker in previous.items():
+            actor.broker = actor_broker
         dramatiq.set_broker(previous_global)
         broker.close()
 
@@ -160,7 +166,7 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
 
 @pytest.fixture
 def use_broker() -> Iterator[Callable[[Any], Any]]:
-    """Point the library's actor at a broker the test built, until the test ends."""
+    """Point the library's actors at a broker the test built, until the test ends."""
     swaps: list[Iterator[Any]] = []
 
     def use(broker: Any) -> Any:

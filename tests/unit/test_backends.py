@@ -112,14 +112,10 @@ def test_eager_round_trips_the_arguments_through_the_broker_encoder(make_users):
 
 
 @pytest.fixture
-def stub_broker():
+def stub_broker(use_broker):
     broker = StubBroker(middleware=broker_middleware())
     broker.emit_after("process_boot")
-    previous = deliver_event.broker
-    broker.declare_actor(deliver_event)
-    deliver_event.broker = broker
-    yield broker
-    deliver_event.broker = previous
+    return use_broker(broker)
 
 
 @override_settings(OFFCHAT_NOTIFY={"BACKEND": "dramatiq"})

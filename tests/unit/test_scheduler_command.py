@@ -67,18 +67,11 @@ def test_in_process_backends_run_the_job_at_once(backend):
 
 
 @pytest.fixture
-def job_broker():
+def job_broker(use_broker):
     """A fresh stub broker for the run_job actor, with a worker to run what it gets."""
-    from offchat_notify.tasks import run_job as actor
-
     broker = StubBroker(middleware=broker_middleware())
     broker.emit_after("process_boot")
-    previous = actor.broker
-    broker.declare_actor(actor)
-    actor.broker = broker
-    yield broker
-    actor.broker = previous
-    broker.close()
+    return use_broker(broker)
 
 
 def test_dramatiq_enqueues_the_job_name_for_a_worker(job_broker):
