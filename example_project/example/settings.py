@@ -139,6 +139,9 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 OFFCHAT_NOTIFY = {
     "BACKEND": os.environ.get("OFFCHAT_BACKEND", "").strip()
     or ("dramatiq" if REDIS_URL else "sync"),
+    # With the dramatiq backend, a request that posts a message hands the broker
+    # send to a thread and returns without waiting for Redis.
+    "DISPATCH": "background",
     # Read notifications are deleted 30 days after they were created, by the
     # scheduler's nightly retention job.
     "RETENTION_DAYS": 30,
