@@ -126,9 +126,7 @@ def _write(using: str, event_id: int, role: str, ids: Iterator[Any]) -> tuple[in
         if copy:
             _copy(connection, event_id, role, batch)
         else:
-            StagedMember.objects.using(using).bulk_create(
-                [StagedMember(event_id=event_id, role=role, user_id=pk) for pk in batch]
-            )
+            _insert(connection, event_id, role, batch)
         count += len(batch)
     return count, "COPY" if copy else "bulk insert"
 
@@ -139,11 +137,23 @@ def _psycopg3(connection: Any) -> bool:
     return is_psycopg3
 
 
-def _copy(connection: Any, event_id: int, role: str, ids: list[Any]) -> None:
-    meta = StagedMember._meta
+def _columns(connection: Any) -> str:
     quote = connection.ops.quote_name
-    columns = ", ".join(quote(meta.get_field(f).column) for f in ("event", "role", "user"))
-    sql = f"COPY {quote(meta.db_table)} ({columns}) FROM STDIN"
+    meta = StagedMember._meta
+    return ", ".join(quote(meta.get_field(f).column) for f in ("event", "role", "user"))
+
+
+def _insert(connection: Any, event_id: int, role: str, ids: list[Any]) -> None:
+    """One prepared ``INSERT`` run for every id (``executemany``): no model instances."""
+    table = connection.ops.quote_name(StagedMember._meta.db_table)
+    sql = f"INSERT INTO {table} ({_columns(connection)}) VALUES (%s, %s, %s)"
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, [(event_id, role, pk) for pk in ids])
+
+
+def _copy(connection: Any, event_id: int, role: str, ids: list[Any]) -> None:
+    table = connection.ops.quote_name(StagedMember._meta.db_table)
+    sql = f"COPY {table} ({_columns(connection)}) FROM STDIN"
     with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
         for pk in ids:
             copy.write_row((event_id, role, pk))
