@@ -202,42 +202,88 @@ def _describe(spec: dict[str, Any]) -> str:
 
 
 class Window:
-    def __init__(self, after: Any, page_size: int) -> None:
+    """One page of a pass over the audience, as the filters built for it see it.
+
+    - ``after``: the page's exclusive lower bound (``None``: from the start);
+    - ``page_size``: the most users the page may hold;
+    - ``until``: the pass's inclusive upper bound (``None``: to the end);
+    - ``upper``: where the page ends at the latest (``None``: not bounded yet),
+      lowered by :meth:`cap`. A filter that can only stay small up to some
+      primary key caps the page there; the next page starts after it;
+    - ``most``: once the audience's filter is built, how many users it can
+      select in the page at most (``None``: unknown; see :meth:`holds`);
+    - ``memo``: a dict kept for the whole pass (every page of one
+      ``offchat_notify.fanout.iter_pages()``), for what a filter needs to
+      learn once per pass rather than once per page. Key it by something of
+      your own (the resolver's class, the role).
+    """
+
+    def __init__(
+        self,
+        after: Any,
+        page_size: int,
+        *,
+        until: Any = None,
+        memo: dict[Any, Any] | None = None,
+    ) -> None:
         self.after = after
         self.page_size = page_size
+        self.until = until
         self.upper: Any = None  # the page may not go past this pk
+        self.memo: dict[Any, Any] = {} if memo is None else memo
+        self.most: int | None = None
+        self._holds: int | None = None
+
+    def cap(self, pk: Any) -> None:
+        """End the page at ``pk`` at the latest."""
+        if self.upper is None or pk < self.upper:
+            self.upper = pk
+
+    def holds(self, count: int) -> None:
+        """Say that the filter being built selects at most ``count`` users in the
+        page. When every part of the audience says so and together they fit in
+        a page, delivery does not look for the page's end among the users."""
+        self._holds = count
 
     def ids(self, ids: list[Any]) -> list[Any]:
         if self.after is not None:
             ids = [pk for pk in ids if pk > self.after]
         if len(ids) > self.page_size:
             ids = ids[: self.page_size]
-            if self.upper is None or ids[-1] < self.upper:
-                self.upper = ids[-1]
+            self.cap(ids[-1])
         return ids
 
 
-def _to_q(spec: dict[str, Any], resolver: BaseRoles, window: Window) -> Q:
+def _to_q(spec: dict[str, Any], resolver: BaseRoles, window: Window) -> tuple[Q, int | None]:
+    """The spec's filter, and how many users it selects in the page at most (None: unknown)."""
     if "users" in spec:
-        return Q(pk__in=window.ids(spec["users"]))
+        ids = window.ids(spec["users"])
+        return Q(pk__in=ids), len(ids)
     if "role" in spec:
-        return resolver.page_filter(spec["role"], window.after)
+        window._holds = None
+        q = resolver.window_filter(spec["role"], window)
+        return q, window._holds
     if "staff" in spec:
-        return Q(is_staff=True)
+        return Q(is_staff=True), None
     if "superusers" in spec:
-        return Q(is_superuser=True)
+        return Q(is_superuser=True), None
     if "union" in spec:
-        q = Q()
+        q, most = Q(), 0
         for part in spec["union"]:
-            q |= _to_q(part, resolver, window)
-        return q
+            part_q, part_most = _to_q(part, resolver, window)
+            q |= part_q
+            most = None if most is None or part_most is None else most + part_most
+        return q, most
     excluded = window.ids(spec["exclude"])
-    return _to_q(spec["from"], resolver, window) & ~Q(pk__in=excluded)
+    q, most = _to_q(spec["from"], resolver, window)
+    return q & ~Q(pk__in=excluded), most
 
 
 def audience_q(audience: Audience, resolver: BaseRoles, window: Window) -> Q:
-    """The audience as a filter on the user model, its id lists cut to ``window``."""
-    return _to_q(audience.spec, resolver, window)
+    """The audience as a filter on the user model, its id lists cut to ``window``;
+    sets ``window.most``."""
+    q, window.most = _to_q(audience.spec, resolver, window)
+    return q
 
 
 def active_users() -> Any:

@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from time import monotonic
 from typing import Any
 
+from django.core.exceptions import EmptyResultSet
 from django.db import IntegrityError, connections, router, transaction
 from django.db.models import F, QuerySet
 from django.db.models.constants import OnConflict
@@ -53,9 +54,13 @@ def iter_pages(
 
     ``last_pk`` is the range's inclusive upper bound (``None``: to the end).
     Only the boundary ids are read; the querysets are for ``INSERT ... SELECT``.
+    A page whose filters say they select at most ``page_size`` users in it
+    (id lists cut to the page, :meth:`~offchat_notify.audience.Window.holds`)
+    ends where they cap it, without reading its boundary among the users.
     """
+    memo: dict[Any, Any] = {}  # what the audience's filters learn once for the whole pass
     while True:
-        window = Window(after, page_size)
+        window = Window(after, page_size, until=until, memo=memo)
         page = active_users().filter(audience_q(audience, resolver, window)).order_by()
         if after is not None:
             page = page.filter(pk__gt=after)
@@ -64,7 +69,12 @@ def iter_pages(
             upper = until
         if upper is not None:
             page = page.filter(pk__lte=upper)
-        boundary = list(page.order_by("pk").values_list("pk", flat=True)[page_size - 1 : page_size])
+        if window.most is not None and window.most <= page_size:
+            boundary = []  # the page cannot hold more than a page: no need to find its end
+        else:
+            boundary = list(
+                page.order_by("pk").values_list("pk", flat=True)[page_size - 1 : page_size]
+            )
         if boundary and boundary[0] != upper:
             yield boundary[0], page.filter(pk__lte=boundary[0])
             after = boundary[0]
@@ -141,7 +151,10 @@ def insert_page(event_id: int, users: QuerySet, *, ignore_conflicts: bool = True
     event_col = quote(meta.get_field("event").column)
     recipient_col = quote(meta.get_field("recipient").column)
     select = users.annotate(offchat_recipient=F("pk")).values("offchat_recipient")
-    select_sql, params = select.query.sql_with_params()
+    try:
+        select_sql, params = select.query.sql_with_params()
+    except EmptyResultSet:  # a page that can hold no one: an empty id list
+        return 0
     on_conflict = OnConflict.IGNORE if ignore_conflicts else None
     fields = [meta.get_field("event"), meta.get_field("recipient")]
     sql = (
