@@ -23,9 +23,9 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db import connections, router, transaction
-from django.db.models import Q
+from django.db.models import Count, Max, Q
 
-from .audience import Audience, _nodes, _to_pk
+from .audience import Audience, Window, _nodes, _to_pk
 from .conf import get_settings
 from .exceptions import InvalidNotification
 from .models import StagedMember
@@ -51,6 +51,27 @@ class StagedRoles(BaseRoles):
         members = StagedMember.objects.filter(event_id=self.event_id, role=role)
         if after is not None:
             members = members.filter(user_id__gt=after)
+        return Q(pk__in=members.values("user_id"))
+
+    def window_filter(self, role: str, window: Window) -> Q:
+        """The page's staged members, bounded on both sides.
+
+        The (event, role, user) index gives them in user order: the page ends
+        at its ``page_size``-th staged member, so no statement lists more than
+        a page (SQLite builds an ``IN`` list for every statement), and the
+        count tells delivery the page cannot hold more.
+        """
+        members = StagedMember.objects.filter(event_id=self.event_id, role=role)
+        if window.after is not None:
+            members = members.filter(user_id__gt=window.after)
+        if window.until is not None:
+            members = members.filter(user_id__lte=window.until)
+        head = members.order_by("user_id").values("user_id")[: window.page_size]
+        found = head.aggregate(last=Max("user_id"), count=Count("user_id"))
+        window.holds(found["count"])
+        if found["count"] == window.page_size:
+            window.cap(found["last"])
+            members = members.filter(user_id__lte=found["last"])
         return Q(pk__in=members.values("user_id"))
 
 

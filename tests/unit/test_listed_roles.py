@@ -94,6 +94,19 @@ def test_listed_roles_combine_with_users_unions_and_exclusions(make_users):
     assert sorted(Directory.listed) == ["leads", "oncall"]  # each role listed once
 
 
+@override_settings(OFFCHAT_NOTIFY={**RESOLVER, "CHUNK_SIZE": 3})
+def test_pages_of_staged_members_cover_each_member_once(make_users):
+    users = make_users(20)
+    (inactive,) = make_users(1, is_active=False)
+    listed = [u.pk for u in users[::2]]
+    # Duplicates that straddle page ends, an inactive user, an unknown id.
+    Directory.roles["oncall"] = [*listed, *listed[2:6], inactive.pk, users[-1].pk + 99]
+    audience = (Audience.role("oncall") | Audience.users([users[1], users[9]])).exclude(users[4])
+    event = notify(audience, "x")
+    expected = sorted({*listed, users[1].pk, users[9].pk} - {users[4].pk})
+    assert recipients(event) == expected
+
+
 def test_an_unknown_listed_role_is_refused_at_the_call(make_users):
     with pytest.raises(UnknownRole, match="Unknown role 'nobody' for Directory"):
         notify(Audience.role("nobody"), "x")
