@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from time import monotonic
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.core.exceptions import EmptyResultSet
 from django.db import IntegrityError, connections, router, transaction
 from django.db.models import F, QuerySet
@@ -60,15 +61,7 @@ def iter_pages(
     """
     memo: dict[Any, Any] = {}  # what the audience's filters learn once for the whole pass
     while True:
-        window = Window(after, page_size, until=until, memo=memo)
-        page = active_users().filter(audience_q(audience, resolver, window)).order_by()
-        if after is not None:
-            page = page.filter(pk__gt=after)
-        upper = window.upper
-        if until is not None and (upper is None or until < upper):
-            upper = until
-        if upper is not None:
-            page = page.filter(pk__lte=upper)
+        page, upper, window = _next_page(audience, resolver, page_size, after, until, memo)
         if window.most is not None and window.most <= page_size:
             boundary = []  # the page cannot hold more than a page: no need to find its end
         else:
@@ -83,6 +76,29 @@ def iter_pages(
         if upper is None or upper == until:
             return
         after = upper
+
+
+def _next_page(
+    audience: Audience,
+    resolver: BaseRoles,
+    page_size: int,
+    after: Any,
+    until: Any,
+    memo: dict[Any, Any],
+) -> tuple[QuerySet, Any, Window]:
+    """The audience's active users above ``after``, up to where the page's
+    filters and ``until`` let it go: ``(users, upper, window)``, ``upper``
+    ``None`` when nothing bounds the page above."""
+    window = Window(after, page_size, until=until, memo=memo)
+    page = active_users().filter(audience_q(audience, resolver, window)).order_by()
+    if after is not None:
+        page = page.filter(pk__gt=after)
+    upper = window.upper
+    if until is not None and (upper is None or until < upper):
+        upper = until
+    if upper is not None:
+        page = page.filter(pk__lte=upper)
+    return page, upper, window
 
 
 class PageWriter:
@@ -109,6 +125,24 @@ class PageWriter:
         self.beat()
         return added
 
+    def write_first(self, users: QuerySet, count: int) -> tuple[Any, bool]:
+        """Write the first ``count`` of ``users`` in primary-key order, in one
+        statement; return the last primary key written to and whether there
+        were ``count`` of them (PostgreSQL)."""
+        if self.ignore_conflicts:
+            last, found, added = insert_first(self.event_id, users, count)
+        else:
+            try:
+                last, found, added = insert_first(
+                    self.event_id, users, count, ignore_conflicts=False
+                )
+            except IntegrityError:
+                self.ignore_conflicts = True
+                last, found, added = insert_first(self.event_id, users, count)
+        self.added += added
+        self.beat()
+        return last, found == count
+
     def beat(self, *, force: bool = False) -> None:
         """Move the Event's ``updated_at``: this delivery is alive (throttled)."""
         now = monotonic()
@@ -128,11 +162,82 @@ def write_range(
     until: Any = None,
 ) -> int:
     """Write the Notification rows of ``event_id`` for its audience with
-    ``after < pk <= until``, a page at a time; return the rows added."""
+    ``after < pk <= until``, a page at a time; return the rows added.
+
+    On PostgreSQL each page is one statement that reads the page's users once
+    (:func:`insert_first`); elsewhere a page is found (:func:`iter_pages`),
+    then written.
+    """
     writer = PageWriter(event_id, stuck_after=stuck_after)
-    for _last, users in iter_pages(audience, resolver, page_size, after=after, until=until):
-        writer.write(users)
-    return writer.added
+    if not _one_statement_pages():
+        for _last, users in iter_pages(audience, resolver, page_size, after=after, until=until):
+            writer.write(users)
+        return writer.added
+    memo: dict[Any, Any] = {}
+    while True:
+        users, upper, _window = _next_page(audience, resolver, page_size, after, until, memo)
+        last, full = writer.write_first(users, page_size)
+        if full and last != upper:
+            after = last  # the page is full: more may follow below upper
+            continue
+        if upper is None or upper == until:
+            return writer.added
+        after = upper
+
+
+def _one_statement_pages() -> bool:
+    """Whether pages can be found and written in one statement (a data-modifying
+    ``WITH``, and a user table on the same database)."""
+    using = router.db_for_write(Notification)
+    return connections[using].vendor == "postgresql" and (
+        router.db_for_read(get_user_model()) == using
+    )
+
+
+def insert_first(
+    event_id: int, users: QuerySet, count: int, *, ignore_conflicts: bool = True
+) -> tuple[Any, int, int]:
+    """PostgreSQL: write the first ``count`` of ``users`` (by primary key) in one
+    statement; return the last of them, how many there were, and the rows added.
+
+    ``WITH page AS (SELECT id ... ORDER BY id LIMIT count), ins AS (INSERT ...
+    SELECT %s, id FROM page RETURNING 1) SELECT max, count, inserted``: the
+    page is read once, and only three numbers come back.
+    """
+    connection = connections[router.db_for_write(Notification)]
+    quote = connection.ops.quote_name
+    meta = Notification._meta
+    event_col = quote(meta.get_field("event").column)
+    recipient_col = quote(meta.get_field("recipient").column)
+    first = (
+        users.annotate(offchat_recipient=F("pk")).order_by("pk").values("offchat_recipient")[:count]
+    )
+    try:
+        select_sql, params = first.query.sql_with_params()
+    except EmptyResultSet:  # a page that can hold no one: an empty id list
+        return None, 0, 0
+    on_conflict = OnConflict.IGNORE if ignore_conflicts else None
+    fields = [meta.get_field("event"), meta.get_field("recipient")]
+    column = quote("offchat_recipient")
+    sql = (
+        f"WITH page AS ({select_sql}), ins AS ("
+        f"{connection.ops.insert_statement(on_conflict=on_conflict)} "
+        f"{quote(meta.db_table)} ({event_col}, {recipient_col}) "
+        f"SELECT %s, page.{column} FROM page "
+        f"{connection.ops.on_conflict_suffix_sql(fields, on_conflict, None, None)} RETURNING 1) "
+        f"SELECT (SELECT max(page.{column}) FROM page), (SELECT count(*) FROM page), "
+        f"(SELECT count(*) FROM ins)"
+    )
+    guard = (
+        transaction.atomic(using=connection.alias)
+        if connection.in_atomic_block and not ignore_conflicts
+        else contextlib.nullcontext()
+    )
+    with guard, connection.cursor() as cursor:
+        cursor.execute(sql, (*params, event_id))
+        last, found, added = cursor.fetchone()
+    metrics.written(added)
+    return last, found, added
 
 
 def insert_page(event_id: int, users: QuerySet, *, ignore_conflicts: bool = True) -> int:

@@ -113,8 +113,14 @@ def _analyze(using: str) -> None:
 
 
 def unstage(event_id: int) -> None:
-    """Drop the Event's staged members (it is delivered; they are not needed again)."""
-    StagedMember.objects.filter(event_id=event_id).delete()
+    """Drop the Event's staged members (it is delivered; they are not needed again).
+
+    Only a resolver that lists ids stages anything; with any other, this costs
+    no query. (Rows staged before the resolver setting changed go with their
+    Event, which retention deletes.)
+    """
+    if isinstance(get_role_resolver(), ListedRoles):
+        StagedMember.objects.filter(event_id=event_id).delete()
 
 
 def _checked(resolver: BaseRoles, role: str, values: Iterable[Any]) -> Iterator[Any]:

@@ -127,6 +127,7 @@ def test_a_chunk_that_keeps_failing_fails_its_event(make_users, monkeypatch):
         raise OperationalError("disk full")
 
     monkeypatch.setattr("offchat_notify.fanout.insert_page", broken)
+    monkeypatch.setattr("offchat_notify.fanout.insert_first", broken)  # PostgreSQL's
     with pytest.raises(TransientDeliveryError, match="chunk 1: .*disk full"):
         deliver_chunk(event.pk, 1)
     event.refresh_from_db()

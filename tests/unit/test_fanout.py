@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
@@ -16,11 +18,11 @@ pytestmark = pytest.mark.django_db
 
 def inserts(queries) -> list[bool]:
     """For each Notification INSERT run, whether it ignored conflicts."""
-    table = Notification._meta.db_table
+    table = re.compile(rf'INSERT (OR IGNORE )?INTO "{Notification._meta.db_table}"')
     return [
         "ON CONFLICT" in q["sql"] or "OR IGNORE" in q["sql"]
         for q in queries.captured_queries
-        if q["sql"].startswith("INSERT") and table in q["sql"].split("(")[0]
+        if table.search(q["sql"])
     ]
 
 
