@@ -3,7 +3,10 @@
 ``INSERT INTO notification (event_id, recipient_id) SELECT %s, id FROM (users
 of this page)``: the recipients go from the user table to the notification
 table inside the database, and no id travels through Python. Pages are ranges
-of user primary keys; only one boundary id per page is read. Databases without
+of user primary keys. On PostgreSQL one statement per page takes the next
+``page_size`` users, writes them and returns the page's last id
+(:func:`insert_first`); elsewhere one query finds the page's last id and a
+second writes the page (:func:`iter_pages`). Databases without
 "ignore conflicts" inserts fall back to reading the page's ids and
 ``bulk_create(ignore_conflicts=True)``.
 
