@@ -141,6 +141,9 @@ def _send_after_fork(path: str, result) -> None:
     result.put(sender.flush(10))
 
 
+# Forking a process that runs threads is the very case under test (a web
+# server's pre-fork model); Python 3.12+ warns about it.
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
 def test_a_forked_child_sends_with_a_thread_of_its_own(tmp_path):
     from offchat_notify.backends.sender import sender
 
