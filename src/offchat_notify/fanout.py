@@ -21,7 +21,7 @@ path exactly-once.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from time import monotonic
 from typing import Any
 
@@ -116,14 +116,7 @@ class PageWriter:
 
     def write(self, users: QuerySet) -> int:
         """Write one page of Notification rows; return how many were new."""
-        if self.ignore_conflicts:
-            added = insert_page(self.event_id, users)
-        else:
-            try:
-                added = insert_page(self.event_id, users, ignore_conflicts=False)
-            except IntegrityError:
-                self.ignore_conflicts = True
-                added = insert_page(self.event_id, users)
+        added = self._insert(insert_page, users)
         self.added += added
         self.beat()
         return added
@@ -132,24 +125,25 @@ class PageWriter:
         """Write the first ``count`` of ``users`` in primary-key order, in one
         statement; return the last primary key written to and whether there
         were ``count`` of them (PostgreSQL)."""
-        if self.ignore_conflicts:
-            last, found, added = insert_first(self.event_id, users, count)
-        else:
-            try:
-                last, found, added = insert_first(
-                    self.event_id, users, count, ignore_conflicts=False
-                )
-            except IntegrityError:
-                self.ignore_conflicts = True
-                last, found, added = insert_first(self.event_id, users, count)
+        last, found, added = self._insert(insert_first, users, count)
         self.added += added
         self.beat()
         return last, found == count
 
-    def beat(self, *, force: bool = False) -> None:
+    def _insert(self, insert: Callable[..., Any], *args: Any) -> Any:
+        """``insert(event_id, *args)``: plain until a page meets a written row,
+        which is then written again, and every later page, ignoring conflicts."""
+        if not self.ignore_conflicts:
+            try:
+                return insert(self.event_id, *args, ignore_conflicts=False)
+            except IntegrityError:
+                self.ignore_conflicts = True
+        return insert(self.event_id, *args)
+
+    def beat(self) -> None:
         """Move the Event's ``updated_at``: this delivery is alive (throttled)."""
         now = monotonic()
-        if force or now - self._last_beat >= self.heartbeat:
+        if now - self._last_beat >= self.heartbeat:
             Event.objects.filter(pk=self.event_id).update(updated_at=timezone.now())
             self._last_beat = now
 
@@ -208,10 +202,6 @@ def insert_first(
     page is read once, and only three numbers come back.
     """
     connection = connections[router.db_for_write(Notification)]
-    quote = connection.ops.quote_name
-    meta = Notification._meta
-    event_col = quote(meta.get_field("event").column)
-    recipient_col = quote(meta.get_field("recipient").column)
     first = (
         users.annotate(offchat_recipient=F("pk")).order_by("pk").values("offchat_recipient")[:count]
     )
@@ -219,24 +209,15 @@ def insert_first(
         select_sql, params = first.query.sql_with_params()
     except EmptyResultSet:  # a page that can hold no one: an empty id list
         return None, 0, 0
-    on_conflict = OnConflict.IGNORE if ignore_conflicts else None
-    fields = [meta.get_field("event"), meta.get_field("recipient")]
-    column = quote("offchat_recipient")
+    insert, suffix = _insert_sql(connection, ignore_conflicts)
+    column = connection.ops.quote_name("offchat_recipient")
     sql = (
         f"WITH page AS ({select_sql}), ins AS ("
-        f"{connection.ops.insert_statement(on_conflict=on_conflict)} "
-        f"{quote(meta.db_table)} ({event_col}, {recipient_col}) "
-        f"SELECT %s, page.{column} FROM page "
-        f"{connection.ops.on_conflict_suffix_sql(fields, on_conflict, None, None)} RETURNING 1) "
+        f"{insert} SELECT %s, page.{column} FROM page {suffix} RETURNING 1) "
         f"SELECT (SELECT max(page.{column}) FROM page), (SELECT count(*) FROM page), "
         f"(SELECT count(*) FROM ins)"
     )
-    guard = (
-        transaction.atomic(using=connection.alias)
-        if connection.in_atomic_block and not ignore_conflicts
-        else contextlib.nullcontext()
-    )
-    with guard, connection.cursor() as cursor:
+    with _guard(connection, ignore_conflicts), connection.cursor() as cursor:
         cursor.execute(sql, (*params, event_id))
         last, found, added = cursor.fetchone()
     metrics.written(added)
@@ -254,34 +235,41 @@ def insert_page(event_id: int, users: QuerySet, *, ignore_conflicts: bool = True
     connection = connections[using]
     if not connection.features.supports_ignore_conflicts or users.db != using:
         return _bulk_create(event_id, users)
-    quote = connection.ops.quote_name
-    meta = Notification._meta
-    event_col = quote(meta.get_field("event").column)
-    recipient_col = quote(meta.get_field("recipient").column)
     select = users.annotate(offchat_recipient=F("pk")).values("offchat_recipient")
     try:
         select_sql, params = select.query.sql_with_params()
     except EmptyResultSet:  # a page that can hold no one: an empty id list
         return 0
-    on_conflict = OnConflict.IGNORE if ignore_conflicts else None
-    fields = [meta.get_field("event"), meta.get_field("recipient")]
-    sql = (
-        f"{connection.ops.insert_statement(on_conflict=on_conflict)} "
-        f"{quote(meta.db_table)} ({event_col}, {recipient_col}) "
-        f"SELECT %s, page.{quote('offchat_recipient')} FROM ({select_sql}) page "
-        f"{connection.ops.on_conflict_suffix_sql(fields, on_conflict, None, None)}"
-    )
-    # Inside the caller's transaction a failed statement must not poison it.
-    guard = (
-        transaction.atomic(using=using)
-        if connection.in_atomic_block and not ignore_conflicts
-        else contextlib.nullcontext()
-    )
-    with guard, connection.cursor() as cursor:
+    insert, suffix = _insert_sql(connection, ignore_conflicts)
+    column = connection.ops.quote_name("offchat_recipient")
+    sql = f"{insert} SELECT %s, page.{column} FROM ({select_sql}) page {suffix}"
+    with _guard(connection, ignore_conflicts), connection.cursor() as cursor:
         cursor.execute(sql, (event_id, *params))
         added = max(cursor.rowcount, 0)
     metrics.written(added)
     return added
+
+
+def _insert_sql(connection: Any, ignore_conflicts: bool) -> tuple[str, str]:
+    """``INSERT [OR IGNORE] INTO notification (event_id, recipient_id)`` and the
+    statement's conflict clause (``ON CONFLICT DO NOTHING``, or nothing)."""
+    quote = connection.ops.quote_name
+    meta = Notification._meta
+    fields = [meta.get_field("event"), meta.get_field("recipient")]
+    on_conflict = OnConflict.IGNORE if ignore_conflicts else None
+    insert = (
+        f"{connection.ops.insert_statement(on_conflict=on_conflict)} {quote(meta.db_table)} "
+        f"({', '.join(quote(f.column) for f in fields)})"
+    )
+    return insert, connection.ops.on_conflict_suffix_sql(fields, on_conflict, None, None)
+
+
+def _guard(connection: Any, ignore_conflicts: bool) -> Any:
+    """A savepoint for a plain insert inside the caller's transaction: the
+    conflict it may raise must not poison that transaction."""
+    if connection.in_atomic_block and not ignore_conflicts:
+        return transaction.atomic(using=connection.alias)
+    return contextlib.nullcontext()
 
 
 def _bulk_create(event_id: int, users: QuerySet) -> int:

@@ -48,10 +48,15 @@ class StagedRoles(BaseRoles):
         return self.page_filter(role, None)
 
     def page_filter(self, role: str, after: Any) -> Q:
+        return Q(pk__in=self._members(role, after).values("user_id"))
+
+    def _members(self, role: str, after: Any, until: Any = None) -> Any:
         members = StagedMember.objects.filter(event_id=self.event_id, role=role)
         if after is not None:
             members = members.filter(user_id__gt=after)
-        return Q(pk__in=members.values("user_id"))
+        if until is not None:
+            members = members.filter(user_id__lte=until)
+        return members
 
     def window_filter(self, role: str, window: Window) -> Q:
         """The page's staged members, bounded on both sides.
@@ -61,11 +66,7 @@ class StagedRoles(BaseRoles):
         a page (SQLite builds an ``IN`` list for every statement), and the
         count tells delivery the page cannot hold more.
         """
-        members = StagedMember.objects.filter(event_id=self.event_id, role=role)
-        if window.after is not None:
-            members = members.filter(user_id__gt=window.after)
-        if window.until is not None:
-            members = members.filter(user_id__lte=window.until)
+        members = self._members(role, window.after, window.until)
         head = members.order_by("user_id").values("user_id")[: window.page_size]
         found = head.aggregate(last=Max("user_id"), count=Count("user_id"))
         window.holds(found["count"])
@@ -100,7 +101,7 @@ def stage(event_id: int, audience: Audience) -> BaseRoles:
                 "Event %s: staged %d member(s) of role %s (%s).", event_id, count, role, how
             )
     _analyze(using)
-    return StagedRoles(resolver, event_id)
+    return resolver_for(event_id)
 
 
 def _analyze(using: str) -> None:
