@@ -62,6 +62,13 @@ def wait_delivered(event_id: int, worker, timeout: float) -> Event:
     return Event.objects.get(pk=event_id)
 
 
+#: What a worker's log says when pg_terminate_backend() ended its connection.
+KILLED = (
+    "terminating connection due to administrator command",
+    "server closed the connection unexpectedly",
+)
+
+
 @pytest.mark.parametrize("parallel_chunk", [None, 20_000], ids=["one-job", "chunk-jobs"])
 def test_a_database_connection_killed_mid_fanout_resumes_and_completes(
     postgres, redis_server, use_broker, start_worker, settings, parallel_chunk
@@ -97,7 +104,9 @@ def test_a_database_connection_killed_mid_fanout_resumes_and_completes(
     event = wait_delivered(event_id, worker, timeout=120)
     output = worker.output()
     print(f"\nterminated backends {killed} at {at_kill} rows; attempts={event.attempts}")
-    assert "terminating connection due to administrator command" in output, output
+    # How the worker hears of it depends on whether the kill caught it inside a
+    # statement (the server's notice) or between two (the socket closed).
+    assert any(said in output for said in KILLED), output
     assert "Retrying message" in output, output
     assert event.recipient_count == 50_000
     assert_exactly_once([event_id], admins)
