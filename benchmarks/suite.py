@@ -131,7 +131,7 @@ def main() -> int:
             "redis_url": args.redis_url,
             "namespace": name,
             "apps": services.APPS,
-            "broker": "offchat_notify.brokers.RedisBroker",
+            "broker": "offchat_notify.backends.dramatiq.broker.RedisBroker",
             "notify": {"BACKEND": "dramatiq", "QUEUE": name},
             "BENCH_RABBITMQ_URL": args.rabbitmq_url,
         }

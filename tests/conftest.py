@@ -184,7 +184,7 @@ def use_broker() -> Iterator[Callable[[Any], Any]]:
 def private_queue() -> Iterator[str]:
     """Send the library's delivery jobs to a queue of this test's own.
 
-    Workers must be told too: ``worker_env(QUEUE=private_queue)``. Workers of
+    Workers must be told too: ``worker_env(OPTIONS={"QUEUE": private_queue})``. Workers of
     other test runs sharing the RabbitMQ server then never see its messages.
     Request it before any broker fixture, which declares the actor's queue.
     """

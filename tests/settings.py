@@ -20,6 +20,7 @@ import json
 import os
 import socket
 import tempfile
+from importlib.util import find_spec
 from urllib.parse import unquote, urlsplit
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -79,7 +80,7 @@ _BROKERS = {
     "stub": {"BROKER": "dramatiq.brokers.stub.StubBroker", "OPTIONS": {}},
     "redis": {
         # dramatiq's Redis broker, with a consumer that dead-letters undecodable messages.
-        "BROKER": "offchat_notify.brokers.RedisBroker",
+        "BROKER": "offchat_notify.backends.dramatiq.broker.RedisBroker",
         "OPTIONS": {"url": REDIS_URL, "namespace": REDIS_NAMESPACE},
     },
     "rabbitmq": {
@@ -117,6 +118,19 @@ INSTALLED_APPS = [
     "offchat_notify",
     "tests.testapp",
 ]
+
+# Django's Tasks framework, for the "tasks" backend: django.tasks (Django 6.0+), else
+# the django-tasks backport; and django-tasks-db's database backend, whose worker the
+# integration tests run. Each only where installed, so the suite runs without them.
+TASKS_FRAMEWORK = next((name for name in ("django.tasks", "django_tasks") if find_spec(name)), None)
+if TASKS_FRAMEWORK is not None:
+    TASKS = {"default": {"BACKEND": f"{TASKS_FRAMEWORK}.backends.immediate.ImmediateBackend"}}
+    if TASKS_FRAMEWORK == "django_tasks":
+        INSTALLED_APPS.insert(INSTALLED_APPS.index("offchat_notify"), "django_tasks")
+    if find_spec("django_tasks_db"):
+        INSTALLED_APPS.insert(INSTALLED_APPS.index("offchat_notify"), "django_tasks_db")
+        # No QUEUES list: any queue, so each worker test can use a queue of its own.
+        TASKS["db"] = {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": []}
 MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",

@@ -136,12 +136,15 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 
 # offchat-notify. Switching backend is a settings change only: the views do
 # not know which one runs.
+NOTIFY_BACKEND = os.environ.get("OFFCHAT_BACKEND", "").strip() or (
+    "dramatiq" if REDIS_URL else "sync"
+)
 OFFCHAT_NOTIFY = {
-    "BACKEND": os.environ.get("OFFCHAT_BACKEND", "").strip()
-    or ("dramatiq" if REDIS_URL else "sync"),
+    "BACKEND": NOTIFY_BACKEND,
     # With the dramatiq backend, a request that posts a message hands the broker
-    # send to a thread and returns without waiting for Redis.
-    "DISPATCH": "background",
+    # send to a thread and returns without waiting for Redis. (Options belong to
+    # the backend: the sync backend takes none.)
+    "OPTIONS": {"DISPATCH": "background"} if NOTIFY_BACKEND == "dramatiq" else {},
     # Read notifications are deleted 30 days after they were created, by the
     # scheduler's nightly retention job.
     "RETENTION_DAYS": 30,
@@ -157,7 +160,7 @@ OFFCHAT_NOTIFY = {
 # default list names a class that dramatiq 2 removed.
 DRAMATIQ_BROKER = {
     "BROKER": (
-        "offchat_notify.brokers.RedisBroker" if REDIS_URL else "dramatiq.brokers.stub.StubBroker"
+        "offchat_notify.backends.dramatiq.broker.RedisBroker" if REDIS_URL else "dramatiq.brokers.stub.StubBroker"
     ),
     "OPTIONS": (
         # DRAMATIQ_NAMESPACE: the prefix of the Redis keys, so that two demos

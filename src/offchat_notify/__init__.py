@@ -24,6 +24,7 @@ from .exceptions import (
     TransientDeliveryError,
     UnknownRole,
 )
+from .scheduler.jobs import periodic
 
 if TYPE_CHECKING:
     from .api import notify, notify_admins, send_bulk_notification
@@ -37,6 +38,7 @@ __all__ = [
     "send_bulk_notification",
     "Audience",
     "registry",
+    "periodic",
     # Errors
     "NotifyError",
     "InvalidNotification",

@@ -12,8 +12,8 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from .models import Event, JobRun, Notification
+from .ops.status import snapshot
 from .relay import retry
-from .status import snapshot
 
 
 @admin.register(Event)

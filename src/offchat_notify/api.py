@@ -86,7 +86,7 @@ def notify(
 
     event_id = event.pk
 
-    transaction.on_commit(lambda: backend.dispatch(event_id), using=router.db_for_write(Event))
+    transaction.on_commit(lambda: backend.after_commit(event_id), using=router.db_for_write(Event))
     return event
 
 

@@ -28,7 +28,7 @@ class SimpleOffchatNotifyConfig(AppConfig):
         checks.register(notify_checks.check_deploy, "offchat_notify", deploy=True)
         checks.register(notify_checks.check_schedule, "offchat_notify")
         checks.register(notify_checks.check_scheduler_lock, "offchat_notify", deploy=True)
-        checks.register(notify_checks.check_broker_for_production, "offchat_notify", deploy=True)
+        checks.register(notify_checks.check_renamed, "offchat_notify")
         setting_changed.connect(reset_caches, dispatch_uid="offchat_notify.reset_caches")
         registry.connect_all()
 

@@ -8,29 +8,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.apps import apps
 from django.conf import settings
 from django.core import checks
 from django.utils.module_loading import import_string
 
-from .conf import find_problems, get_settings, raw_setting
-
-#: Middleware the delivery actor cannot be declared without (its options need them).
-REQUIRED_MIDDLEWARE = {
-    "dramatiq.middleware.Retries": "retry_when, min_backoff, max_backoff",
-    "dramatiq.middleware.TimeLimit": "time_limit",
-}
-#: Middleware workers should have.
-DB_MIDDLEWARE = "django_dramatiq.middleware.DbConnectionsMiddleware"
-
-EXAMPLE_BROKER = (
-    'DRAMATIQ_BROKER = {"BROKER": "offchat_notify.brokers.RedisBroker", '
-    '"OPTIONS": {"url": "redis://127.0.0.1:6379/0?socket_connect_timeout=1&socket_timeout=1"}, '
-    '"MIDDLEWARE": ['
-    '"dramatiq.middleware.AgeLimit", "dramatiq.middleware.TimeLimit", '
-    '"dramatiq.middleware.Callbacks", "dramatiq.middleware.Retries", '
-    '"django_dramatiq.middleware.DbConnectionsMiddleware"]}'
-)
+from . import registry
+from .backends import get_backend, load_backend
+from .conf import find_problems, get_settings, new_place, raw_setting, renamed_keys
+from .exceptions import NotifyConfigurationError
+from .roles import get_role_resolver
+from .scheduler.jobs import check_cron, get_jobs
+from .scheduler.lock import lock_configured
 
 
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
@@ -46,23 +34,20 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
     ]
     if errors:
         return errors
-    from .backends import get_backend, load_backend
-    from .exceptions import NotifyConfigurationError
-    from .roles import get_role_resolver
-
+    conf = get_settings()
     try:
-        backend_class = load_backend(get_settings().backend_path)
+        backend_class = load_backend(conf.backend_path)
     except NotifyConfigurationError as e:
         errors.append(
             checks.Error(
                 str(e),
-                hint="Set OFFCHAT_NOTIFY['BACKEND'] to 'sync', 'eager', 'dramatiq' or the "
-                "dotted path of an offchat_notify.backends.base.BaseBackend subclass.",
+                hint="Set OFFCHAT_NOTIFY['BACKEND'] to 'sync', 'eager', 'dramatiq', 'tasks' or "
+                "the dotted path of an offchat_notify.backends.base.BaseBackend subclass.",
                 id="offchat_notify.E003",
             )
         )
     else:
-        backend_errors = backend_class.check()
+        backend_errors = backend_class.check(conf.OPTIONS)
         errors.extend(backend_errors)
         if not any(m.is_serious() for m in backend_errors):
             try:
@@ -83,138 +68,42 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
     return errors
 
 
-def check_dramatiq_setup(django_settings: Any) -> list[checks.CheckMessage]:
-    """E005-E008, E010, W002: what the ``dramatiq`` backend needs from django-dramatiq.
-
-    Everything is reported at once: a project that has not added
-    django_dramatiq yet learns what its DRAMATIQ_BROKER must look like before
-    adding the app (django-dramatiq fails at startup on a bad one).
-    """
-    messages: list[checks.CheckMessage] = []
-    if not apps.is_installed("django_dramatiq"):
-        messages.append(
-            checks.Error(
-                "The 'dramatiq' backend needs django_dramatiq in INSTALLED_APPS.",
-                hint="Add 'django_dramatiq' to INSTALLED_APPS; it builds the broker from "
-                "DRAMATIQ_BROKER and provides manage.py rundramatiq.",
-                id="offchat_notify.E005",
-            )
-        )
-    broker = getattr(django_settings, "DRAMATIQ_BROKER", None)
-    if not isinstance(broker, dict) or "BROKER" not in broker:
-        messages.append(
-            checks.Error(
-                "The 'dramatiq' backend needs a DRAMATIQ_BROKER setting with a BROKER.",
-                hint=f"For Redis: {EXAMPLE_BROKER}",
-                id="offchat_notify.E006",
-            )
-        )
-        return messages
+def check_deploy(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """W003 and the backend's own deploy checks: backends that do not deliver in production."""
     try:
-        import_string(broker["BROKER"])
-    except ImportError as e:
-        messages.append(
-            checks.Error(
-                f"DRAMATIQ_BROKER['BROKER'] {broker['BROKER']!r} does not import: {e}",
-                hint='Install the broker\'s extra: pip install "offchat-notify[redis]" or '
-                '"offchat-notify[rabbitmq]", and check the dotted path.',
-                id="offchat_notify.E007",
-            )
-        )
-    middleware = broker.get("MIDDLEWARE")
-    if middleware is None:
-        messages.append(
-            checks.Error(
-                "DRAMATIQ_BROKER has no MIDDLEWARE list, so django-dramatiq builds the broker "
-                "with no middleware at all, and the delivery actor cannot be declared "
-                "(no retries, no time limit).",
-                hint=f"List the middleware explicitly: {EXAMPLE_BROKER}",
-                id="offchat_notify.E010",
-            )
-        )
-        return messages
-    for path in middleware:
-        if not isinstance(path, str):
-            continue
-        try:
-            import_string(path)
-        except ImportError:
-            hint = "Remove it, or fix the dotted path."
-            if path == "dramatiq.middleware.Prometheus":
-                hint = (
-                    "dramatiq 2 moved it: use 'dramatiq.middleware.prometheus.Prometheus' "
-                    "(needs prometheus-client) or drop it. django-dramatiq's default "
-                    "MIDDLEWARE list still names the old path, so set MIDDLEWARE explicitly."
-                )
-            messages.append(
-                checks.Error(
-                    f"DRAMATIQ_BROKER['MIDDLEWARE'] names {path!r}, which does not import.",
-                    hint=hint,
-                    id="offchat_notify.E008",
-                )
-            )
-    names = {
-        p if isinstance(p, str) else f"{type(p).__module__}.{type(p).__name__}" for p in middleware
-    }
-    for path, options in REQUIRED_MIDDLEWARE.items():
-        if path not in names:
-            messages.append(
-                checks.Error(
-                    f"DRAMATIQ_BROKER['MIDDLEWARE'] lacks {path}, which the delivery actor's "
-                    f"options ({options}) need.",
-                    hint=f"Add {path!r} to DRAMATIQ_BROKER['MIDDLEWARE'].",
-                    id="offchat_notify.E010",
-                )
-            )
-    if DB_MIDDLEWARE not in names:
+        conf = get_settings()
+        backend_class = load_backend(conf.backend_path)
+    except NotifyConfigurationError:  # reported by check_settings
+        return []
+    messages = list(backend_class.check_deploy(conf.OPTIONS))
+    if not backend_class.runs_in_worker and not settings.DEBUG:
         messages.append(
             checks.Warning(
-                f"DRAMATIQ_BROKER['MIDDLEWARE'] lacks {DB_MIDDLEWARE}: workers would keep "
-                "stale database connections.",
-                hint=f"Add {DB_MIDDLEWARE!r} to DRAMATIQ_BROKER['MIDDLEWARE'].",
-                id="offchat_notify.W002",
+                f"OFFCHAT_NOTIFY['BACKEND'] is {conf.BACKEND!r}, which runs every job in the "
+                "process that enqueues it, with DEBUG off: every request that notifies pays "
+                "for the whole fan-out.",
+                hint="Use a worker backend in production ('dramatiq' with manage.py "
+                "rundramatiq, or 'tasks' with a Tasks worker).",
+                id="offchat_notify.W003",
             )
         )
     return messages
 
 
-def check_deploy(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
-    """W003, W004 (deploy): backends that do not deliver in production."""
-    try:
-        backend = get_settings().BACKEND
-    except Exception:  # reported by check_settings
-        return []
-    broker = getattr(settings, "DRAMATIQ_BROKER", None)
-    if (
-        backend == "dramatiq"
-        and isinstance(broker, dict)
-        and broker.get("BROKER") == "dramatiq.brokers.stub.StubBroker"
-    ):
-        return [
-            checks.Warning(
-                "OFFCHAT_NOTIFY['BACKEND'] is 'dramatiq' on dramatiq's StubBroker, which "
-                "keeps messages in memory where no worker process sees them: Events would "
-                "stay pending.",
-                hint="Point DRAMATIQ_BROKER at Redis or RabbitMQ, or use the 'sync' backend.",
-                id="offchat_notify.W004",
-            )
-        ]
-    if backend in ("sync", "eager") and not settings.DEBUG:
-        return [
-            checks.Warning(
-                f"OFFCHAT_NOTIFY['BACKEND'] is {backend!r} with DEBUG off: every request "
-                "that notifies pays for the whole fan-out.",
-                hint="Use the 'dramatiq' backend in production and run manage.py rundramatiq.",
-                id="offchat_notify.W003",
-            )
-        ]
-    return []
+def check_renamed(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """W008: ``OFFCHAT_NOTIFY`` keys renamed in 0.2, which still work until 0.3."""
+    return [
+        checks.Warning(
+            f"OFFCHAT_NOTIFY[{old!r}] is deprecated and will stop working in 0.3.",
+            hint=f"Use {new_place(old)}.",
+            id="offchat_notify.W008",
+        )
+        for old in renamed_keys(raw_setting())
+    ]
 
 
 def check_rules(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     """E009: registry rules whose model label does not resolve."""
-    from .registry import default as registry
-
     return [
         checks.Error(
             f"Notification rule {rule.name} is registered for {rule.model!r}, "
@@ -224,16 +113,13 @@ def check_rules(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMess
             obj=rule.func,
             id="offchat_notify.E009",
         )
-        for rule in registry.get_rules()
-        if rule.model is not None and registry.model_for(rule) is None
+        for rule in registry.default.get_rules()
+        if rule.model is not None and registry.default.model_for(rule) is None
     ]
 
 
 def check_schedule(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     """E011, E012: periodic jobs whose timing or function is wrong."""
-    from .exceptions import NotifyConfigurationError
-    from .scheduler import check_cron, get_jobs
-
     try:
         jobs = get_jobs()
     except NotifyConfigurationError as e:
@@ -286,55 +172,13 @@ def check_schedule(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
     return errors
 
 
-def check_broker_for_production(
-    app_configs: Any = None, **kwargs: Any
-) -> list[checks.CheckMessage]:
-    """W006, W007 (deploy): a Redis broker that can stall requests or workers."""
-    try:
-        backend = get_settings().BACKEND
-    except Exception:  # reported by check_settings
-        return []
-    broker = getattr(settings, "DRAMATIQ_BROKER", None)
-    if backend != "dramatiq" or not isinstance(broker, dict):
-        return []
-    path = str(broker.get("BROKER", ""))
-    if "redis" not in path.lower():
-        return []
-    messages: list[checks.CheckMessage] = []
-    url = str((broker.get("OPTIONS") or {}).get("url") or "")
-    if "socket_timeout=" not in url or "socket_connect_timeout=" not in url:
-        messages.append(
-            checks.Warning(
-                "The Redis broker URL sets no socket timeouts: with Redis hung (not down), "
-                "each request that notifies waits 5 s or more, and with host/port options "
-                "redis-py retries for about a minute.",
-                hint="Put the timeouts in the URL's query string (dramatiq ignores them as "
-                "OPTIONS keys): redis://HOST:6379/0?socket_connect_timeout=1&socket_timeout=1",
-                id="offchat_notify.W006",
-            )
-        )
-    if path == "dramatiq.brokers.redis.RedisBroker":
-        messages.append(
-            checks.Warning(
-                "dramatiq's RedisBroker chokes on a message it cannot decode: the worker "
-                "holds it and every message fetched with it until the worker stops.",
-                hint="Use offchat_notify.brokers.RedisBroker, which dead-letters such messages "
-                "and carries on.",
-                id="offchat_notify.W007",
-            )
-        )
-    return messages
-
-
 def check_scheduler_lock(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     """W005 (deploy): periodic jobs with no lock to keep a second scheduler idle."""
-    from .leader import lock_url
-
     try:
-        url = lock_url()
+        configured = lock_configured()
     except Exception:  # reported by check_settings
         return []
-    if url is None:
+    if not configured:
         return [
             checks.Warning(
                 "The scheduler has no Redis lock: two notify_scheduler processes would both "

@@ -11,12 +11,13 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import functools
-import re
-from typing import Any
+import warnings
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from django.conf import settings as django_settings
 
-from .exceptions import NotifyConfigurationError
+from .exceptions import NotifyConfigurationError, NotifyDeprecationWarning
 
 SETTING_NAME = "OFFCHAT_NOTIFY"
 
@@ -25,24 +26,17 @@ BUILTIN_BACKENDS = {
     "sync": "offchat_notify.backends.sync.SyncBackend",
     "eager": "offchat_notify.backends.eager.EagerBackend",
     "dramatiq": "offchat_notify.backends.dramatiq.DramatiqBackend",
+    "tasks": "offchat_notify.backends.tasks.TasksBackend",
 }
-
-#: What ``ON_BROKER_ERROR`` may say.
-BROKER_ERROR_POLICIES = ("defer", "sync", "raise")
-
-#: What ``DISPATCH`` may say: send in the committing thread, or in a thread of its own.
-DISPATCH_MODES = ("inline", "background")
 
 #: Every key ``OFFCHAT_NOTIFY`` accepts, with its default.
 DEFAULTS: dict[str, Any] = {
     "BACKEND": "dramatiq",
-    "QUEUE": "offchat_notify",
+    "OPTIONS": {},
     "ROLE_RESOLVER": "offchat_notify.roles.GroupRoles",
     "ROLE_RESOLVER_OPTIONS": {},
     "ADMIN_ROLE": "admin",
-    "CHUNK_SIZE": 10_000,
-    "ON_BROKER_ERROR": "defer",
-    "DISPATCH": "inline",
+    "PAGE_SIZE": 10_000,
     "RETENTION_DAYS": None,
     "SCHEDULE": {},
     "RAISE_RULE_ERRORS": False,
@@ -58,8 +52,21 @@ DEFAULTS: dict[str, Any] = {
     "HEALTH_MAX_AGE": 300,
 }
 
-# dramatiq's own rule for queue names (dramatiq/actor.py).
-_QUEUE_NAME_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9._-]*$")
+# Removed in 0.3: keys renamed in 0.2. Each still works, with a
+# NotifyDeprecationWarning and the check offchat_notify.W008 naming its new place.
+#: Old key -> (new top-level key, or None: a key of OPTIONS by the same name).
+RENAMED: dict[str, str | None] = {
+    "CHUNK_SIZE": "PAGE_SIZE",
+    "QUEUE": None,
+    "DISPATCH": None,
+    "ON_BROKER_ERROR": None,
+}
+
+
+def new_place(old: str) -> str:
+    """Where a renamed key lives now, as a user writes it."""
+    new = RENAMED[old]
+    return f"OFFCHAT_NOTIFY[{new!r}]" if new else f"OFFCHAT_NOTIFY['OPTIONS'][{old!r}]"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,13 +87,11 @@ class NotifySettings:
     """The validated ``OFFCHAT_NOTIFY`` setting merged over :data:`DEFAULTS`."""
 
     BACKEND: str
-    QUEUE: str
+    OPTIONS: dict[str, Any]
     ROLE_RESOLVER: str
     ROLE_RESOLVER_OPTIONS: dict[str, Any]
     ADMIN_ROLE: str
-    CHUNK_SIZE: int
-    ON_BROKER_ERROR: str
-    DISPATCH: str
+    PAGE_SIZE: int
     RETENTION_DAYS: int | None
     SCHEDULE: dict[str, Any]
     RAISE_RULE_ERRORS: bool
@@ -127,7 +132,7 @@ def find_problems(raw: Any) -> list[Problem]:
             )
         ]
     problems = []
-    for key in sorted(set(raw) - set(DEFAULTS), key=str):
+    for key in sorted(set(raw) - set(DEFAULTS) - set(RENAMED), key=str):
         close = difflib.get_close_matches(str(key).upper(), DEFAULTS, n=1)
         hint = f"Did you mean {close[0]!r}? " if close else ""
         problems.append(
@@ -138,29 +143,19 @@ def find_problems(raw: Any) -> list[Problem]:
                 f"{hint}Known keys: {', '.join(DEFAULTS)}.",
             )
         )
-    merged = {**DEFAULTS, **raw}
+    merged = _merged(raw)
 
     def bad(key: str, msg: str, hint: str) -> None:
         problems.append(Problem("offchat_notify.E002", key, msg, hint))
 
-    for key in ("BACKEND", "ROLE_RESOLVER", "ADMIN_ROLE", "QUEUE", "SCHEDULER_LOCK_KEY"):
+    for key in ("BACKEND", "ROLE_RESOLVER", "ADMIN_ROLE", "SCHEDULER_LOCK_KEY"):
         if not isinstance(merged[key], str) or not merged[key]:
             bad(
                 key,
                 f"must be a non-empty string, not {merged[key]!r}.",
                 f"Default: {DEFAULTS[key]!r}.",
             )
-    if (
-        isinstance(merged["QUEUE"], str)
-        and merged["QUEUE"]
-        and not _QUEUE_NAME_RE.match(merged["QUEUE"])
-    ):
-        bad(
-            "QUEUE",
-            f"{merged['QUEUE']!r} is not a valid dramatiq queue name.",
-            "Use letters, digits, '.', '_' and '-', starting with a letter or '_'.",
-        )
-    for key in ("CHUNK_SIZE", "MAX_ATTEMPTS", "RELAY_BATCH"):
+    for key in ("PAGE_SIZE", "MAX_ATTEMPTS", "RELAY_BATCH"):
         value = merged[key]
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             bad(key, f"must be a positive integer, not {value!r}.", f"Default: {DEFAULTS[key]}.")
@@ -194,29 +189,6 @@ def find_problems(raw: Any) -> list[Problem]:
                 f"must be a positive number of seconds, not {value!r}.",
                 f"Default: {DEFAULTS[key]}.",
             )
-    if merged["ON_BROKER_ERROR"] not in BROKER_ERROR_POLICIES:
-        bad(
-            "ON_BROKER_ERROR",
-            f"must be one of {', '.join(map(repr, BROKER_ERROR_POLICIES))}, "
-            f"not {merged['ON_BROKER_ERROR']!r}.",
-            "'defer' leaves the Event pending for the relay; 'sync' delivers inline; "
-            "'raise' lets the broker error reach the caller.",
-        )
-    if merged["DISPATCH"] not in DISPATCH_MODES:
-        bad(
-            "DISPATCH",
-            f"must be one of {', '.join(map(repr, DISPATCH_MODES))}, not {merged['DISPATCH']!r}.",
-            "'inline' sends to the broker in the committing thread; 'background' in a "
-            "thread of its own.",
-        )
-    elif merged["DISPATCH"] == "background" and merged["ON_BROKER_ERROR"] == "raise":
-        bad(
-            "DISPATCH",
-            "'background' cannot be combined with ON_BROKER_ERROR 'raise': a send in the "
-            "background thread has no caller to raise to.",
-            "Use ON_BROKER_ERROR 'defer' (the relay sends the Event later) or 'sync', or "
-            "DISPATCH 'inline'.",
-        )
     days = merged["RETENTION_DAYS"]
     if days is not None and (isinstance(days, bool) or not isinstance(days, int) or days < 1):
         bad(
@@ -230,13 +202,66 @@ def find_problems(raw: Any) -> list[Problem]:
             f"must be True or False, not {merged['RAISE_RULE_ERRORS']!r}.",
             "Default: False.",
         )
-    for key in ("ROLE_RESOLVER_OPTIONS", "SCHEDULE"):
+    for key in ("OPTIONS", "ROLE_RESOLVER_OPTIONS", "SCHEDULE"):
         if not isinstance(merged[key], dict):
             bad(key, f"must be a dict, not {type(merged[key]).__name__}.", "Default: {}.")
     return problems
 
 
-@functools.cache
+def _merged(raw: dict[str, Any]) -> dict[str, Any]:
+    """``raw`` over the defaults, renamed keys moved to their new places (a value
+    given at the new place wins)."""
+    merged = {**DEFAULTS, **{k: v for k, v in raw.items() if k not in RENAMED}}
+    options = merged["OPTIONS"]
+    for old, new in RENAMED.items():
+        if old not in raw:
+            continue
+        if new is not None:
+            merged[new] = raw.get(new, raw[old])
+        elif isinstance(options, dict):
+            options = {old: raw[old], **options}
+    merged["OPTIONS"] = options
+    return merged
+
+
+def backend_options(accepted: Any) -> dict[str, Any]:
+    """``OPTIONS`` for a backend that accepts the keys ``accepted``.
+
+    Top-level keys renamed into ``OPTIONS`` (``QUEUE``, ``DISPATCH``,
+    ``ON_BROKER_ERROR``) were accepted with any backend, so they are passed on
+    only to a backend that takes them.
+    """
+    raw = raw_setting()
+    given = raw.get("OPTIONS") or {} if isinstance(raw, dict) else {}
+    return {
+        key: value
+        for key, value in get_settings().OPTIONS.items()
+        if key in accepted or key in given or key not in RENAMED
+    }
+
+
+def renamed_keys(raw: Any) -> list[str]:
+    """The renamed keys ``raw`` still uses."""
+    return [key for key in RENAMED if isinstance(raw, dict) and key in raw]
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+_caches: list[Callable[[], None]] = []
+
+
+def settings_cache(func: _F) -> _F:
+    """``functools.cache``, cleared whenever the settings it derives from change.
+
+    Every module that caches something built from the settings (the backend,
+    the role resolver) caches it through this, so :func:`reset_caches` clears
+    them all without this module importing theirs.
+    """
+    cached = functools.cache(func)
+    _caches.append(cached.cache_clear)
+    return cached  # type: ignore[return-value]
+
+
+@settings_cache
 def get_settings() -> NotifySettings:
     """Return the validated settings, cached until ``OFFCHAT_NOTIFY`` changes.
 
@@ -247,15 +272,18 @@ def get_settings() -> NotifySettings:
     problems = find_problems(raw)
     if problems:
         raise NotifyConfigurationError(str(problems[0]))
-    return NotifySettings(**{**DEFAULTS, **raw})
+    for old in renamed_keys(raw):
+        warnings.warn(
+            f"OFFCHAT_NOTIFY[{old!r}] is deprecated and will stop working in 0.3; "
+            f"use {new_place(old)}.",
+            NotifyDeprecationWarning,
+            stacklevel=2,
+        )
+    return NotifySettings(**_merged(raw))
 
 
 def reset_caches(*, setting: str, **kwargs: Any) -> None:
     """``setting_changed`` receiver: forget everything derived from the settings."""
-    if setting not in (SETTING_NAME, "AUTH_USER_MODEL", "DRAMATIQ_BROKER"):
-        return
-    get_settings.cache_clear()
-    from . import backends, roles
-
-    backends.get_backend.cache_clear()
-    roles.get_role_resolver.cache_clear()
+    if setting in (SETTING_NAME, "AUTH_USER_MODEL", "DRAMATIQ_BROKER", "TASKS"):
+        for clear in _caches:
+            clear()

@@ -60,3 +60,11 @@ class NotifyConfigurationError(ImproperlyConfigured):
 
 class InvalidNotifierBackend(NotifyConfigurationError):
     """``OFFCHAT_NOTIFY['BACKEND']`` does not name a usable backend."""
+
+
+class NotifyWarning(Warning):
+    """Root of the warnings offchat-notify issues."""
+
+
+class NotifyDeprecationWarning(NotifyWarning, DeprecationWarning):
+    """A name or a setting that still works, and will stop working in a later release."""

@@ -64,7 +64,7 @@ class Notice:
     key: str | None = None
 
     def send(self) -> Any:
-        from .api import notify
+        from .api import notify  # needs the models: not at import, before apps are ready
 
         fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         return notify(fields.pop("audience"), **fields)

@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from . import metrics
 from .backends import get_backend
+from .backends.base import DELIVER
 from .conf import get_settings
 from .models import Event
 
@@ -85,7 +86,7 @@ def _send(ids: list[int]) -> None:
     backend = get_backend()
     for n, event_id in enumerate(ids):
         try:
-            backend.redispatch(event_id)
+            backend.enqueue(DELIVER, event_id)
         except Exception as exc:
             logger.error(
                 "Relay: the backend refused event %s (%s); %d event(s) wait for the next pass.",

@@ -1,8 +1,10 @@
+"""The operations URLs (health, metrics), apart from anything users see."""
+
 from __future__ import annotations
 
 from django.urls import path
 
-from . import views
+from .ops import views
 
 app_name = "offchat_notify"
 

@@ -37,7 +37,7 @@ def test_a_worker_on_redis_delivers_to_every_admin_once(
     postgres, redis_broker, start_worker, make_users, settings
 ):
     # Given 300 admins, a sender, and a worker on Redis
-    settings.OFFCHAT_NOTIFY = {"BACKEND": "dramatiq", "CHUNK_SIZE": 100}
+    settings.OFFCHAT_NOTIFY = {"BACKEND": "dramatiq", "PAGE_SIZE": 100}
     admins = make_users(300, group="admin")
     (sender,) = make_users(1, group="admin")
     worker = start_worker("redis")
@@ -69,7 +69,7 @@ def test_background_dispatch_sends_from_its_thread_to_a_real_broker(
 ):
     # Given DISPATCH "background" and a worker on a real broker
     request.getfixturevalue(f"{broker}_broker")
-    settings.OFFCHAT_NOTIFY = {"BACKEND": "dramatiq", "DISPATCH": "background"}
+    settings.OFFCHAT_NOTIFY = {"BACKEND": "dramatiq", "OPTIONS": {"DISPATCH": "background"}}
     admins = make_users(50, group="admin")
     worker = start_worker(broker)
     # When several threads notify at once (the sender thread serves them all)
@@ -116,7 +116,7 @@ def test_the_same_calls_give_the_same_rows_under_every_backend(
     worker = start_worker("redis")
 
     def run(backend: str) -> dict[str, list[int]]:
-        settings.OFFCHAT_NOTIFY = {"BACKEND": backend, "CHUNK_SIZE": 16}
+        settings.OFFCHAT_NOTIFY = {"BACKEND": backend, "PAGE_SIZE": 16}
         events = {
             "admins": notify_admins("message.sent", title=backend),
             "ids": send_bulk_notification(
@@ -148,7 +148,7 @@ def test_a_large_event_is_shared_by_two_workers_in_chunks(
     postgres, redis_broker, start_worker, make_users, settings
 ):
     # Given 2,000 admins and chunks of 250: eight chunk jobs for two workers
-    chunked = {"BACKEND": "dramatiq", "PARALLEL_CHUNK": 250, "CHUNK_SIZE": 100}
+    chunked = {"BACKEND": "dramatiq", "PARALLEL_CHUNK": 250, "PAGE_SIZE": 100}
     settings.OFFCHAT_NOTIFY = chunked
     admins = make_users(2000, group="admin")
     env = {"TEST_OFFCHAT_NOTIFY": json.dumps(chunked)}

@@ -68,7 +68,11 @@ def test_requests_with_the_broker_down_stay_bounded_and_the_relay_delivers_every
     postgres, redis_server, use_broker, start_worker, make_users, settings
 ):
     # Given 1,000 admins, a sender, and a broker that is down
-    settings.OFFCHAT_NOTIFY = {"BACKEND": "dramatiq", "ON_BROKER_ERROR": "defer", "RELAY_AFTER": 1}
+    settings.OFFCHAT_NOTIFY = {
+        "BACKEND": "dramatiq",
+        "OPTIONS": {"ON_BROKER_ERROR": "defer"},
+        "RELAY_AFTER": 1,
+    }
     url = redis_server.url(**RECOMMENDED)
     use_broker(redis_broker_at(url))
     admins = bulk_users(1000, group="admin")
@@ -113,7 +117,11 @@ def test_a_hung_broker_holds_a_request_no_longer_than_the_socket_timeout(
     postgres, redis_server, use_broker, start_worker, make_users, settings
 ):
     # Given a broker that accepts connections but never answers (SIGSTOP)
-    settings.OFFCHAT_NOTIFY = {"BACKEND": "dramatiq", "ON_BROKER_ERROR": "defer", "RELAY_AFTER": 1}
+    settings.OFFCHAT_NOTIFY = {
+        "BACKEND": "dramatiq",
+        "OPTIONS": {"ON_BROKER_ERROR": "defer"},
+        "RELAY_AFTER": 1,
+    }
     url = redis_server.url(**RECOMMENDED)
     use_broker(redis_broker_at(url))
     admins = bulk_users(20, group="admin")
@@ -152,7 +160,7 @@ def test_redis_restarted_empty_with_events_queued_delivers_everything_once(
     admins = bulk_users(30_000, group="admin")
     members = bulk_users(500, group="member")
     # Pages of 50 rows: 600 statements keep the fan-out busy past the restart.
-    env = worker_env(redis_url=url, CHUNK_SIZE=50)
+    env = worker_env(redis_url=url, PAGE_SIZE=50)
     worker = start_worker("redis", env=env, threads=1).wait_ready()
     big = notify_admins("big", title="30,000 recipients").pk
     queued = [

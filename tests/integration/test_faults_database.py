@@ -76,7 +76,7 @@ def test_a_database_connection_killed_mid_fanout_resumes_and_completes(
     # Given 50,000 admins and a worker fanning out one Event to them (in one job,
     # or in three chunk jobs)
     # Pages of 1,000 rows, so that the kill lands between two of them.
-    notify_settings = {"BACKEND": "dramatiq", "PARALLEL_CHUNK": parallel_chunk, "CHUNK_SIZE": 1000}
+    notify_settings = {"BACKEND": "dramatiq", "PARALLEL_CHUNK": parallel_chunk, "PAGE_SIZE": 1000}
     settings.OFFCHAT_NOTIFY = notify_settings
     url = redis_server.url()
     use_broker(redis_broker_at(url))

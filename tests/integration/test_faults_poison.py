@@ -45,7 +45,7 @@ class RedisSide:
         self.ns = self.broker.namespace
 
     def env(self) -> dict[str, str]:
-        return worker_env(redis_url=self.url, QUEUE=self.queue)
+        return worker_env(redis_url=self.url, OPTIONS={"QUEUE": self.queue})
 
     def inject_undecodable(self) -> None:
         self.broker.do_enqueue(self.queue, str(uuid.uuid4()), UNDECODABLE)
@@ -69,7 +69,7 @@ class RabbitmqSide:
         self._dead: list[bytes] = []
 
     def env(self) -> dict[str, str]:
-        return worker_env(QUEUE=self.queue)
+        return worker_env(OPTIONS={"QUEUE": self.queue})
 
     def inject_undecodable(self) -> None:
         import pika

@@ -122,7 +122,7 @@ def broker_for_test(request: pytest.FixtureRequest, broker: str) -> dict[str, st
         request.getfixturevalue("use_broker")(redis_broker_at(url))
         return {"redis_url": url}
     request.getfixturevalue("private_rabbitmq")
-    return {"QUEUE": request.getfixturevalue("private_queue")}
+    return {"OPTIONS": {"QUEUE": request.getfixturevalue("private_queue")}}
 
 
 @pytest.mark.parametrize(
@@ -142,7 +142,7 @@ def test_a_worker_sigkilled_mid_fanout_is_recovered_exactly_once_within_60_secon
         "BACKEND": "dramatiq",
         "STUCK_AFTER": STUCK_AFTER,
         "PARALLEL_CHUNK": parallel_chunk,
-        "CHUNK_SIZE": 1000,  # pages small enough that the kill lands mid-fan-out
+        "PAGE_SIZE": 1000,  # pages small enough that the kill lands mid-fan-out
     }
     settings.OFFCHAT_NOTIFY = notify_settings
     where = broker_for_test(request, broker)

@@ -1,24 +1,33 @@
-"""The scheduler's Redis lock and tick claims, on the real Redis."""
+"""The scheduler's Redis lock (redis-py's Lock) and tick claims, on the real Redis."""
 
 from __future__ import annotations
 
+import os
+import re
+import socket
+import threading
 import time
 import uuid
 
 import pytest
+from django.test import override_settings
 
-from offchat_notify.leader import RedisLeaderLock
+from offchat_notify.scheduler.lock import RedisLeaderLock, get_lock
 
 pytestmark = pytest.mark.redis
 
 
 @pytest.fixture
-def locks(redis_url):
-    key = f"offchat-test-lock:{uuid.uuid4().hex[:12]}"
+def key():
+    return f"offchat-test-lock:{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def locks(redis_url, key):
     made: list[RedisLeaderLock] = []
 
     def make(ttl: float = 1) -> RedisLeaderLock:
-        made.append(RedisLeaderLock(redis_url, ttl, key))
+        made.append(RedisLeaderLock.from_url(redis_url, ttl, key))
         return made[-1]
 
     yield make
@@ -26,7 +35,7 @@ def locks(redis_url):
         client = made[0].client
         client.delete(key, *client.scan_iter(f"{key}:*"))
         for lock in made:
-            lock.client.close()
+            lock.close()
 
 
 def test_one_holder_at_a_time_and_only_the_holder_renews_or_releases(locks):
@@ -41,6 +50,19 @@ def test_one_holder_at_a_time_and_only_the_holder_renews_or_releases(locks):
     assert a.holder() is None and b.acquire()
 
 
+def test_the_lock_is_redis_pys_and_its_value_names_the_holder(locks, key):
+    from redis.lock import Lock
+
+    a = locks(ttl=2)
+    assert isinstance(a.lock, Lock)
+    assert re.fullmatch(
+        rf"{re.escape(socket.gethostname())}:{os.getpid()}:[0-9a-f]{{8}}", a.token
+    ), a.token
+    assert a.acquire()
+    assert a.client.get(key) == a.token.encode()
+    assert 1_000 < a.client.pttl(key) <= 2_000
+
+
 def test_an_unrenewed_lock_expires_after_its_ttl(locks):
     a, b = locks(ttl=0.5), locks(ttl=0.5)
     assert a.acquire()
@@ -50,6 +72,41 @@ def test_an_unrenewed_lock_expires_after_its_ttl(locks):
     assert not b.acquire()
     time.sleep(0.4)
     assert b.acquire() and not a.renew()
+
+
+def test_a_lock_lost_to_expiry_is_noticed_and_never_released_from_its_successor(locks, key):
+    a, b = locks(ttl=0.3), locks(ttl=0.3)
+    assert a.acquire()
+    time.sleep(0.5)
+    assert a.holder() is None
+    assert not a.renew()  # expired, nobody else holds it: still lost
+    assert a.holder() is None  # and renewing did not bring it back
+    assert b.acquire()
+    assert not a.renew()
+    a.release()  # a stale holder's release must not delete b's lock
+    assert a.holder() == b.token
+    assert b.renew()
+    assert 200 < b.client.pttl(key) <= 300
+
+
+def test_of_locks_racing_for_a_free_key_exactly_one_acquires(locks):
+    racers = [locks(ttl=5) for _ in range(8)]
+    start = threading.Barrier(len(racers))
+    won: list[RedisLeaderLock] = []
+
+    def race(lock: RedisLeaderLock) -> None:
+        start.wait(5)
+        if lock.acquire():
+            won.append(lock)
+
+    threads = [threading.Thread(target=race, args=(lock,)) for lock in racers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert len(won) == 1, won
+    assert racers[0].holder() == won[0].token
+    assert [lock.renew() for lock in racers].count(True) == 1
 
 
 def test_a_tick_is_claimed_once_and_never_after_a_later_one(locks):
@@ -68,3 +125,27 @@ def test_claims_are_forgotten_after_keep_ms(locks):
     assert a.claim_tick("job", 4_000, 200)
     time.sleep(0.4)
     assert a.last_tick("job") is None
+
+
+def test_by_default_the_lock_runs_on_the_redis_brokers_own_connections(redis_broker, key):
+    """No SCHEDULER_LOCK_URL: the lock and claims go through the broker's connection pool."""
+    pool = redis_broker.client.connection_pool
+    with override_settings(OFFCHAT_NOTIFY={"BACKEND": "sync", "SCHEDULER_LOCK_KEY": key}):
+        first, second = get_lock(), get_lock()
+    try:
+        assert isinstance(first, RedisLeaderLock)
+        assert first.client.connection_pool is pool and second.client.connection_pool is pool
+        assert first.acquire() and not second.acquire()
+        assert redis_broker.client.get(key) == first.token.encode()
+        assert second.holder() == first.token
+        assert first.claim_tick("job", 2_000, 60_000) and not second.claim_tick("job", 2_000, 1)
+        assert redis_broker.client.get(f"{key}:tick:job") == b"2000"
+        first.release()
+        assert second.acquire() and second.renew()
+        # Closing the lock's client leaves the broker's pool, and the broker, working.
+        first.close()
+        second.close()
+        assert redis_broker.client.ping()
+        assert second.holder() == second.token
+    finally:
+        redis_broker.client.delete(key, f"{key}:tick:job")

@@ -42,11 +42,21 @@ def schedulers(postgres: None, redis_url: str, tmp_path: Path) -> Iterator[Sched
         group.cleanup()
 
 
+@pytest.mark.parametrize(
+    "lock_on",
+    [
+        "lock-url",
+        # No SCHEDULER_LOCK_URL: the lock shares the Redis broker's connection pool.
+        "broker",
+    ],
+)
 def test_three_schedulers_tick_once_per_period_and_a_standby_takes_over_a_killed_leader(
-    schedulers,
+    schedulers, lock_on
 ):
-    procs = schedulers.start(3, ttl=2)
+    on_broker = {"broker": "redis", "SCHEDULER_LOCK_URL": ...} if lock_on == "broker" else {}
+    procs = schedulers.start(3, ttl=2, **on_broker)
     leader = schedulers.wait_ready(procs)
+    assert f"Redis lock '{schedulers.lock_key}' at {settings.REDIS_URL}" in leader.output()
     # 20 s with three schedulers: one tick every 2 s, run once.
     start = at_phase(1.0)
     sleep_until(start + 20)

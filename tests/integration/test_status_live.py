@@ -15,7 +15,7 @@ from tests.helpers import bulk_users, wait_for, worker_env
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.worker, pytest.mark.slow]
 
-SETTINGS = {"BACKEND": "dramatiq", "PARALLEL_CHUNK": None, "CHUNK_SIZE": 1000}
+SETTINGS = {"BACKEND": "dramatiq", "PARALLEL_CHUNK": None, "PAGE_SIZE": 1000}
 
 
 def status() -> dict:

@@ -6,7 +6,7 @@ import pytest
 from django.test import override_settings
 
 from offchat_notify import Audience, InvalidNotification, notify
-from offchat_notify.fanout import iter_pages
+from offchat_notify.delivery.pages import iter_pages
 from offchat_notify.models import Notification
 from offchat_notify.roles import GroupRoles
 
@@ -17,7 +17,7 @@ def resolve(audience: Audience, page_size: int = 1000) -> list[list[int]]:
     """The audience's pages of ids (empty pages dropped)."""
     pages = [
         list(users.order_by("pk").values_list("pk", flat=True))
-        for _last, users in iter_pages(audience, GroupRoles(), page_size)
+        for _last, users in iter_pages(audience.spec, GroupRoles(), page_size)
     ]
     return [page for page in pages if page]
 
@@ -88,7 +88,7 @@ def test_long_id_lists_never_put_more_than_a_page_of_ids_in_a_query(make_users):
     assert all(len(p) <= 4 for p in pages)
     assert flat(pages) == sorted(set(real) - set(real[3:9]))
     # Each page query carries at most a page of each id list, whatever its length.
-    for _last, users in iter_pages(audience, GroupRoles(), 4):
+    for _last, users in iter_pages(audience.spec, GroupRoles(), 4):
         _sql, params = users.query.sql_with_params()
         assert len(params) <= 2 * 4 + 3
 
@@ -99,7 +99,7 @@ def test_superusers_and_staff_flags(make_users):
     assert flat(resolve(Audience.superusers())) == [u.pk for u in supers]
 
 
-@override_settings(OFFCHAT_NOTIFY={"BACKEND": "sync", "CHUNK_SIZE": 3})
+@override_settings(OFFCHAT_NOTIFY={"BACKEND": "sync", "PAGE_SIZE": 3})
 def test_delivery_with_a_small_chunk_size_writes_everyone_once(make_users):
     admins = make_users(10, group="admin")
     event = notify(Audience.role("admin") | Audience.users(admins[:4]), "x")

@@ -24,8 +24,8 @@ DISPATCHED: list[int] = []
 class RecordingBackend(BaseBackend):
     """A third-party backend: records ids, delivers nothing."""
 
-    def dispatch(self, event_id: int) -> None:
-        DISPATCHED.append(event_id)
+    def enqueue(self, job: str, *args: object) -> None:
+        DISPATCHED.append(args[0])
 
 
 class NotABackend:
@@ -155,7 +155,7 @@ def down_broker():
     deliver_event.broker = previous
 
 
-@override_settings(OFFCHAT_NOTIFY={"BACKEND": "dramatiq", "ON_BROKER_ERROR": "defer"})
+@override_settings(OFFCHAT_NOTIFY={"BACKEND": "dramatiq", "OPTIONS": {"ON_BROKER_ERROR": "defer"}})
 def test_broker_down_defer_keeps_the_event_pending(make_users, down_broker, caplog):
     make_users(2, group="admin")
     event = notify_admins("x")
@@ -165,14 +165,14 @@ def test_broker_down_defer_keeps_the_event_pending(make_users, down_broker, capl
     assert "stays pending for the relay" in caplog.text
 
 
-@override_settings(OFFCHAT_NOTIFY={"BACKEND": "dramatiq", "ON_BROKER_ERROR": "sync"})
+@override_settings(OFFCHAT_NOTIFY={"BACKEND": "dramatiq", "OPTIONS": {"ON_BROKER_ERROR": "sync"}})
 def test_broker_down_sync_delivers_inline(make_users, down_broker):
     make_users(2, group="admin")
     event = notify_admins("x")
     assert Notification.objects.filter(event=event).count() == 2
 
 
-@override_settings(OFFCHAT_NOTIFY={"BACKEND": "dramatiq", "ON_BROKER_ERROR": "raise"})
+@override_settings(OFFCHAT_NOTIFY={"BACKEND": "dramatiq", "OPTIONS": {"ON_BROKER_ERROR": "raise"}})
 def test_broker_down_raise_reaches_the_caller(make_users, down_broker):
     make_users(2, group="admin")
     with pytest.raises(ConnectionError, match="broker is down"):
@@ -197,7 +197,7 @@ def test_get_backend_is_cached_per_settings():
     ids=["str", "float", "none", "bool", "no-args", "two-args", "kwargs"],
 )
 def test_the_actor_rejects_messages_that_are_not_one_event_id(args, kwargs, caplog):
-    with pytest.raises(PoisonMessage, match="Not a delivery job"):
+    with pytest.raises(PoisonMessage, match="Not a deliver job"):
         deliver_event.fn(*args, **kwargs)
     assert "takes one Event id (int)" in caplog.text
     assert not should_retry(0, PoisonMessage("x"))

@@ -15,14 +15,14 @@ from django.test import override_settings
 from dramatiq.brokers.stub import StubBroker
 
 from offchat_notify import notify_admins
-from offchat_notify.backends.sender import BackgroundSender, flush
+from offchat_notify.backends.dramatiq.sender import BackgroundSender, flush
 from offchat_notify.checks import check_settings
 from offchat_notify.models import Event, Notification
 from tests.helpers import broker_middleware
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-BACKGROUND = {"BACKEND": "dramatiq", "DISPATCH": "background"}
+BACKGROUND = {"BACKEND": "dramatiq", "OPTIONS": {"DISPATCH": "background"}}
 
 
 @pytest.fixture
@@ -99,7 +99,12 @@ def test_a_broker_error_in_the_thread_leaves_the_event_for_the_relay(make_users,
     assert Event.objects.get(pk=first.pk).state == Event.State.PENDING
 
 
-@override_settings(OFFCHAT_NOTIFY={**BACKGROUND, "ON_BROKER_ERROR": "sync"})
+@override_settings(
+    OFFCHAT_NOTIFY={
+        "BACKEND": "dramatiq",
+        "OPTIONS": {"DISPATCH": "background", "ON_BROKER_ERROR": "sync"},
+    }
+)
 def test_the_sync_policy_delivers_from_the_sender_thread(make_users, stub):
     admins = make_users(3, group="admin")
 
@@ -126,16 +131,16 @@ def test_the_sync_policy_delivers_from_the_sender_thread(make_users, stub):
     ],
 )
 def test_bad_dispatch_settings_are_check_errors(notify, message):
-    with override_settings(OFFCHAT_NOTIFY={"BACKEND": "dramatiq", **notify}):
+    with override_settings(OFFCHAT_NOTIFY={"BACKEND": "dramatiq", "OPTIONS": notify}):
         errors = check_settings()
-    assert [e.id for e in errors] == ["offchat_notify.E002"]
+    assert [e.id for e in errors] == ["offchat_notify.E003"]
     assert message in errors[0].msg
 
 
 def _send_after_fork(path: str, result) -> None:
     from pathlib import Path
 
-    from offchat_notify.backends.sender import sender
+    from offchat_notify.backends.dramatiq.sender import sender
 
     sender.submit(lambda event_id: Path(path).write_text(str(event_id)), 7)
     result.put(sender.flush(10))
@@ -145,7 +150,7 @@ def _send_after_fork(path: str, result) -> None:
 # server's pre-fork model); Python 3.12+ warns about it.
 @pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
 def test_a_forked_child_sends_with_a_thread_of_its_own(tmp_path):
-    from offchat_notify.backends.sender import sender
+    from offchat_notify.backends.dramatiq.sender import sender
 
     sender.submit(lambda event_id: None, 1)  # the parent's thread is running
     assert sender.flush(10)
@@ -177,9 +182,13 @@ def test_a_normal_exit_waits_for_the_queued_sends(tmp_path):
     script = textwrap.dedent(
         f"""
         import time
+        import django
         from django.conf import settings
-        settings.configure()
-        from offchat_notify.backends.sender import sender
+        settings.configure(
+            INSTALLED_APPS=["django.contrib.contenttypes", "django.contrib.auth", "offchat_notify"]
+        )
+        django.setup()
+        from offchat_notify.backends.dramatiq.sender import sender
 
         def slow(event_id):
             time.sleep(0.5)

@@ -12,12 +12,10 @@ from django.core.management.base import SystemCheckError
 from django.test import override_settings
 from django_dramatiq.apps import DEFAULT_BROKER_SETTINGS
 
-from offchat_notify.checks import (
-    EXAMPLE_BROKER,
-    check_deploy,
-    check_dramatiq_setup,
-    check_settings,
-)
+from offchat_notify.backends.dramatiq import checks as dramatiq_checks
+from offchat_notify.backends.dramatiq.checks import EXAMPLE_BROKER
+from offchat_notify.backends.dramatiq.checks import check_setup as check_dramatiq_setup
+from offchat_notify.checks import check_deploy, check_renamed, check_settings
 from offchat_notify.conf import DEFAULTS
 
 GOOD_MIDDLEWARE = [
@@ -40,21 +38,21 @@ def test_a_good_setup_has_no_messages():
 
 
 def test_unknown_key():
-    with override_settings(OFFCHAT_NOTIFY={"BACKEND": "sync", "QUEUES": "x"}):
+    with override_settings(OFFCHAT_NOTIFY={"BACKEND": "sync", "PAGESIZE": "x"}):
         assert check_settings() == [
             checks.Error(
-                "OFFCHAT_NOTIFY['QUEUES'] is not a known setting.",
-                hint=f"Did you mean 'QUEUE'? Known keys: {', '.join(DEFAULTS)}.",
+                "OFFCHAT_NOTIFY['PAGESIZE'] is not a known setting.",
+                hint=f"Did you mean 'PAGE_SIZE'? Known keys: {', '.join(DEFAULTS)}.",
                 id="offchat_notify.E001",
             )
         ]
 
 
 def test_bad_value():
-    with override_settings(OFFCHAT_NOTIFY={"BACKEND": "sync", "CHUNK_SIZE": "big"}):
+    with override_settings(OFFCHAT_NOTIFY={"BACKEND": "sync", "PAGE_SIZE": "big"}):
         assert check_settings() == [
             checks.Error(
-                "OFFCHAT_NOTIFY['CHUNK_SIZE'] must be a positive integer, not 'big'.",
+                "OFFCHAT_NOTIFY['PAGE_SIZE'] must be a positive integer, not 'big'.",
                 hint="Default: 10000.",
                 id="offchat_notify.E002",
             )
@@ -109,14 +107,18 @@ def test_dramatiq_backend_delegates_to_the_broker_checks():
 
 
 def test_dramatiq_backend_without_django_dramatiq_installed():
-    with mock.patch("offchat_notify.checks.apps.is_installed", return_value=False):
+    with mock.patch(
+        "offchat_notify.backends.dramatiq.checks.apps.is_installed", return_value=False
+    ):
         (error,) = check_dramatiq_setup(broker())
     assert error.id == "offchat_notify.E005"
     assert error.hint.startswith("Add 'django_dramatiq' to INSTALLED_APPS")
 
 
 def test_a_project_not_yet_on_django_dramatiq_learns_all_it_needs_at_once():
-    with mock.patch("offchat_notify.checks.apps.is_installed", return_value=False):
+    with mock.patch(
+        "offchat_notify.backends.dramatiq.checks.apps.is_installed", return_value=False
+    ):
         messages = check_dramatiq_setup(SimpleNamespace())
     assert [m.id for m in messages] == ["offchat_notify.E005", "offchat_notify.E006"]
 
@@ -187,12 +189,14 @@ def test_deploy_check_warns_about_in_process_backends(backend, count):
         DEBUG=False,
         DRAMATIQ_BROKER={"BROKER": "dramatiq.brokers.redis.RedisBroker"},
     ):
-        assert [m.id for m in check_deploy()] == ["offchat_notify.W003"] * count
+        assert [m.id for m in check_deploy() if m.id == "offchat_notify.W003"] == [
+            "offchat_notify.W003"
+        ] * count
 
 
 def test_manage_py_check_reports_by_tag():
     with (
-        override_settings(OFFCHAT_NOTIFY={"BACKEND": "sync", "CHUNK_SIZE": 0}),
+        override_settings(OFFCHAT_NOTIFY={"BACKEND": "sync", "PAGE_SIZE": 0}),
         pytest.raises(SystemCheckError, match=r"offchat_notify\.E002"),
     ):
         call_command("check", tags=["offchat_notify"])
@@ -214,13 +218,35 @@ def redis_broker_settings(broker: str, url: str):
 
 
 def test_deploy_checks_a_redis_broker_for_timeouts_and_poison_handling():
-    from offchat_notify.checks import check_broker_for_production
-
     with redis_broker_settings("dramatiq.brokers.redis.RedisBroker", "redis://r:6379/0"):
-        assert [m.id for m in check_broker_for_production()] == [
+        assert [m.id for m in dramatiq_checks.check_deploy()] == [
             "offchat_notify.W006",
             "offchat_notify.W007",
         ]
+        assert [m.id for m in check_deploy()] == ["offchat_notify.W006", "offchat_notify.W007"]
     good = "redis://r:6379/0?socket_connect_timeout=1&socket_timeout=1"
-    with redis_broker_settings("offchat_notify.brokers.RedisBroker", good):
-        assert check_broker_for_production() == []
+    with redis_broker_settings("offchat_notify.backends.dramatiq.broker.RedisBroker", good):
+        assert check_deploy() == []
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ({"CHUNK_SIZE": 5}, "OFFCHAT_NOTIFY['PAGE_SIZE']"),
+        ({"QUEUE": "q"}, "OFFCHAT_NOTIFY['OPTIONS']['QUEUE']"),
+        ({"DISPATCH": "background"}, "OFFCHAT_NOTIFY['OPTIONS']['DISPATCH']"),
+        ({"ON_BROKER_ERROR": "sync"}, "OFFCHAT_NOTIFY['OPTIONS']['ON_BROKER_ERROR']"),
+    ],
+)
+def test_a_renamed_key_still_works_and_its_check_names_the_new_key(old, new):
+    (key,) = old
+    with override_settings(OFFCHAT_NOTIFY={"BACKEND": "dramatiq", **old}):
+        assert check_settings() == []
+        assert check_renamed() == [
+            checks.Warning(
+                f"OFFCHAT_NOTIFY[{key!r}] is deprecated and will stop working in 0.3.",
+                hint=f"Use {new}.",
+                id="offchat_notify.W008",
+            )
+        ]

@@ -9,16 +9,15 @@ from offchat_notify.backends import get_backend
 from offchat_notify.backends.eager import EagerBackend
 from offchat_notify.backends.sync import SyncBackend
 from offchat_notify.conf import DEFAULTS, find_problems, get_settings
-from offchat_notify.exceptions import NotifyConfigurationError
+from offchat_notify.exceptions import NotifyConfigurationError, NotifyDeprecationWarning
 
 
 def test_defaults_fill_in_what_is_not_set():
     with override_settings(OFFCHAT_NOTIFY={}):
         conf = get_settings()
     assert conf.BACKEND == "dramatiq"
-    assert conf.QUEUE == "offchat_notify"
-    assert conf.CHUNK_SIZE == 10_000
-    assert conf.ON_BROKER_ERROR == "defer"
+    assert conf.OPTIONS == {}
+    assert conf.PAGE_SIZE == 10_000
     assert conf.backend_path == "offchat_notify.backends.dramatiq.DramatiqBackend"
 
 
@@ -30,9 +29,9 @@ def test_override_settings_takes_effect_at_once():
 
 
 def test_unknown_keys_are_errors_with_a_suggestion():
-    (problem,) = find_problems({"CHUNKSIZE": 5})
+    (problem,) = find_problems({"PAGESIZE": 5})
     assert problem.id == "offchat_notify.E001"
-    assert "Did you mean 'CHUNK_SIZE'?" in problem.hint
+    assert "Did you mean 'PAGE_SIZE'?" in problem.hint
     with (
         override_settings(OFFCHAT_NOTIFY={"BAKEND": "sync"}),
         pytest.raises(
@@ -45,11 +44,10 @@ def test_unknown_keys_are_errors_with_a_suggestion():
 @pytest.mark.parametrize(
     ("raw", "key"),
     [
-        ({"CHUNK_SIZE": 0}, "CHUNK_SIZE"),
-        ({"CHUNK_SIZE": True}, "CHUNK_SIZE"),
-        ({"ON_BROKER_ERROR": "ignore"}, "ON_BROKER_ERROR"),
+        ({"PAGE_SIZE": 0}, "PAGE_SIZE"),
+        ({"PAGE_SIZE": True}, "PAGE_SIZE"),
+        ({"OPTIONS": ["QUEUE"]}, "OPTIONS"),
         ({"RETENTION_DAYS": -1}, "RETENTION_DAYS"),
-        ({"QUEUE": "no spaces"}, "QUEUE"),
         ({"BACKEND": ""}, "BACKEND"),
         ({"SCHEDULE": []}, "SCHEDULE"),
         ({"ROLE_RESOLVER_OPTIONS": None}, "ROLE_RESOLVER_OPTIONS"),
@@ -67,3 +65,42 @@ def test_the_setting_must_be_a_dict():
 
 def test_every_default_is_valid():
     assert find_problems(dict(DEFAULTS)) == []
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"QUEUE": "no spaces"}, "'no spaces' is not a valid dramatiq queue name"),
+        ({"ON_BROKER_ERROR": "ignore"}, "['ON_BROKER_ERROR'] must be one of"),
+        ({"QUEUES": "x"}, "DramatiqBackend takes no option 'QUEUES'"),
+    ],
+)
+def test_backend_options_are_checked_by_the_backend(options, message):
+    with (
+        override_settings(OFFCHAT_NOTIFY={"BACKEND": "dramatiq", "OPTIONS": options}),
+        pytest.raises(NotifyConfigurationError) as raised,
+    ):
+        get_backend()
+    assert message in str(raised.value)
+
+
+def test_a_renamed_key_still_works_with_a_deprecation_warning():
+    with (
+        override_settings(OFFCHAT_NOTIFY={"BACKEND": "dramatiq", "QUEUE": "jobs", "CHUNK_SIZE": 7}),
+        pytest.warns(NotifyDeprecationWarning) as warned,
+    ):
+        conf = get_settings()
+        backend = get_backend()
+    assert (conf.PAGE_SIZE, backend.options["QUEUE"]) == (7, "jobs")
+    assert sorted(str(w.message).split("]")[0] for w in warned) == [
+        "OFFCHAT_NOTIFY['CHUNK_SIZE'",
+        "OFFCHAT_NOTIFY['QUEUE'",
+    ]
+
+
+def test_a_renamed_dramatiq_key_is_not_passed_to_another_backend():
+    with (
+        override_settings(OFFCHAT_NOTIFY={"BACKEND": "sync", "DISPATCH": "background"}),
+        pytest.warns(NotifyDeprecationWarning),
+    ):
+        assert get_backend().options == {}

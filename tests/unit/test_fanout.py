@@ -9,7 +9,7 @@ from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from offchat_notify import Audience
-from offchat_notify.fanout import write_range
+from offchat_notify.delivery.writer import write_range
 from offchat_notify.models import Event, Notification
 from offchat_notify.roles import GroupRoles
 
@@ -27,9 +27,8 @@ def inserts(queries) -> list[bool]:
 
 
 def write(event: Event, page_size: int, stuck_after: float = 15) -> int:
-    audience = Audience.from_spec(event.audience)
     return write_range(
-        event.pk, audience, GroupRoles(), page_size=page_size, stuck_after=stuck_after
+        event.pk, event.audience, GroupRoles(), page_size=page_size, stuck_after=stuck_after
     )
 
 
@@ -82,7 +81,7 @@ def test_the_heartbeat_moves_at_most_once_a_second(make_users, monkeypatch):
     make_users(20, group="admin")
     event = Event.objects.create(verb="x", audience=Audience.role("admin").spec)
     clock = iter(range(0, 10_000, 1))  # every reading 1 ms later: 20 pages in 20 ms
-    monkeypatch.setattr("offchat_notify.fanout.monotonic", lambda: next(clock) / 1000)
+    monkeypatch.setattr("offchat_notify.delivery.writer.monotonic", lambda: next(clock) / 1000)
     with CaptureQueriesContext(connection) as queries:
         assert write(event, page_size=1) == 20
     assert heartbeats(queries) == 0
@@ -92,7 +91,7 @@ def test_a_slow_delivery_beats_on_every_page_that_ends_past_the_interval(make_us
     make_users(6, group="admin")
     event = Event.objects.create(verb="x", audience=Audience.role("admin").spec)
     clock = iter(range(0, 10_000, 2))  # every reading 2 s later
-    monkeypatch.setattr("offchat_notify.fanout.monotonic", lambda: float(next(clock)))
+    monkeypatch.setattr("offchat_notify.delivery.writer.monotonic", lambda: float(next(clock)))
     before = Event.objects.get(pk=event.pk).updated_at
     with CaptureQueriesContext(connection) as queries:
         assert write(event, page_size=1) == 6
@@ -104,7 +103,7 @@ def test_the_heartbeat_stays_well_under_a_short_stuck_after(make_users, monkeypa
     make_users(4, group="admin")
     event = Event.objects.create(verb="x", audience=Audience.role("admin").spec)
     clock = iter(range(0, 10_000, 300))  # 0.3 s a page; STUCK_AFTER 1 s beats every 0.2 s
-    monkeypatch.setattr("offchat_notify.fanout.monotonic", lambda: next(clock) / 1000)
+    monkeypatch.setattr("offchat_notify.delivery.writer.monotonic", lambda: next(clock) / 1000)
     with CaptureQueriesContext(connection) as queries:
         write(event, page_size=1, stuck_after=1)
     assert heartbeats(queries) == len(inserts(queries)) == 5

@@ -52,7 +52,7 @@ def test_a_listed_role_is_delivered_to_its_active_members_once(make_users, caplo
     others = make_users(3)
     # Duplicates, an inactive user, an id with no user, users given as instances.
     Directory.roles["oncall"] = [*members, members[0].pk, inactive.pk, others[-1].pk + 1000]
-    with caplog.at_level(logging.DEBUG, logger="offchat_notify.staging"):
+    with caplog.at_level(logging.DEBUG, logger="offchat_notify.delivery.staging"):
         event = notify(Audience.role("oncall"), "page")
     event.refresh_from_db()
     assert (event.state, event.recipient_count) == (Event.State.DELIVERED, 7)
@@ -76,7 +76,7 @@ class FromTheDatabase(ListedRoles):
 
 
 @override_settings(
-    OFFCHAT_NOTIFY={**RESOLVER, "ROLE_RESOLVER": f"{__name__}.FromTheDatabase", "CHUNK_SIZE": 3}
+    OFFCHAT_NOTIFY={**RESOLVER, "ROLE_RESOLVER": f"{__name__}.FromTheDatabase", "PAGE_SIZE": 3}
 )
 def test_a_resolver_may_read_the_same_database_while_its_ids_are_staged(make_users):
     staff = make_users(8, is_staff=True)
@@ -94,7 +94,7 @@ def test_listed_roles_combine_with_users_unions_and_exclusions(make_users):
     assert sorted(Directory.listed) == ["leads", "oncall"]  # each role listed once
 
 
-@override_settings(OFFCHAT_NOTIFY={**RESOLVER, "CHUNK_SIZE": 3})
+@override_settings(OFFCHAT_NOTIFY={**RESOLVER, "PAGE_SIZE": 3})
 def test_pages_of_staged_members_cover_each_member_once(make_users):
     users = make_users(20)
     (inactive,) = make_users(1, is_active=False)
@@ -112,7 +112,7 @@ def test_an_unknown_listed_role_is_refused_at_the_call(make_users):
         notify(Audience.role("nobody"), "x")
 
 
-@override_settings(OFFCHAT_NOTIFY={**RESOLVER, "PARALLEL_CHUNK": 10, "CHUNK_SIZE": 4})
+@override_settings(OFFCHAT_NOTIFY={**RESOLVER, "PARALLEL_CHUNK": 10, "PAGE_SIZE": 4})
 def test_a_large_listed_role_is_split_into_chunks_that_read_the_staged_members(make_users):
     members = make_users(35)
     make_users(5)

@@ -16,7 +16,7 @@ from django.utils import timezone
 from offchat_notify import Audience
 from offchat_notify.delivery import deliver
 from offchat_notify.models import Event, JobRun
-from offchat_notify.scheduler import run_job
+from offchat_notify.scheduler.runs import run_job
 
 pytestmark = pytest.mark.django_db
 

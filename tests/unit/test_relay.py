@@ -71,12 +71,12 @@ def test_relayed_events_are_marked_queued_so_the_next_pass_skips_them(make_users
 class NullBackend(BaseBackend):
     """Accepts everything, delivers nothing (a broker with no worker)."""
 
-    def dispatch(self, event_id):
+    def enqueue(self, job, *args):
         pass
 
 
 class RefusingBackend(NullBackend):
-    def redispatch(self, event_id):
+    def enqueue(self, job, *args):
         raise ConnectionError("broker down")
 
 
@@ -129,7 +129,7 @@ def test_transient_failures_are_retried_until_attempts_run_out(make_users, monke
 
         raise OperationalError("server closed the connection unexpectedly")
 
-    monkeypatch.setattr("offchat_notify.delivery.write_notifications", flaky)
+    monkeypatch.setattr("offchat_notify.delivery._write", flaky)
     with pytest.raises(TransientDeliveryError, match="server closed the connection"):
         deliver(event.pk)
     event.refresh_from_db()

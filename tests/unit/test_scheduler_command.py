@@ -1,4 +1,4 @@
-"""notify_scheduler (--list, signals) and how a tick reaches the job: run_job, enqueue_job."""
+"""notify_scheduler (--list, signals) and how a tick reaches the job: run_job, enqueue(RUN_JOB)."""
 
 from __future__ import annotations
 
@@ -17,9 +17,10 @@ from django.test import override_settings
 from dramatiq.brokers.stub import StubBroker
 
 from offchat_notify.backends import get_backend
+from offchat_notify.backends.base import RUN_JOB
 from offchat_notify.exceptions import NotifyConfigurationError, PoisonMessage
-from offchat_notify.leader import NoLock
-from offchat_notify.scheduler import run_job
+from offchat_notify.scheduler.lock import NoLock
+from offchat_notify.scheduler.runs import run_job
 from tests.helpers import broker_middleware
 from tests.testapp import jobs as testjobs
 
@@ -30,7 +31,7 @@ def schedule(backend="sync", **entries):
     return override_settings(OFFCHAT_NOTIFY={"BACKEND": backend, "SCHEDULE": entries})
 
 
-# run_job and the backends' enqueue_job
+# run_job and the backends' enqueue(RUN_JOB, name)
 
 
 def test_run_job_runs_the_function_in_this_process_and_logs(caplog):
@@ -62,7 +63,7 @@ def test_run_job_lets_the_job_error_through():
 def test_in_process_backends_run_the_job_at_once(backend):
     before = len(testjobs.calls)
     with schedule(backend, record={"task": RECORD, "every": 2}):
-        get_backend().enqueue_job("record")
+        get_backend().enqueue(RUN_JOB, "record")
     assert len(testjobs.calls) == before + 1
 
 
@@ -77,7 +78,7 @@ def job_broker(use_broker):
 def test_dramatiq_enqueues_the_job_name_for_a_worker(job_broker):
     before = len(testjobs.calls)
     with schedule("dramatiq", record={"task": RECORD, "every": 2}):
-        get_backend().enqueue_job("record")
+        get_backend().enqueue(RUN_JOB, "record")
         assert len(testjobs.calls) == before  # not run here
         (message,) = job_broker.queues["offchat_notify"].queue
         decoded = dramatiq.get_encoder().decode(message)
@@ -145,6 +146,26 @@ def test_list_without_jobs_names_the_lock_without_its_password():
         "Lock: Redis lock 'offchat_notify:scheduler' at redis://***@cache:6380/3 (ttl 4s). "
         "Missed runs within 0:00:30 coalesce into one.",
     ]
+
+
+@override_settings(OFFCHAT_NOTIFY={"BACKEND": "sync", "SCHEDULE": {"relay": None}})
+def test_list_names_the_redis_broker_connection_that_the_lock_shares(use_broker):
+    from dramatiq.brokers.redis import RedisBroker
+
+    use_broker(RedisBroker(url="rediss://:secret@cache:6380/1", middleware=[]))
+    out = StringIO()
+    call_command("notify_scheduler", "--list", stdout=out)
+    assert out.getvalue().splitlines()[-1] == (
+        "Lock: Redis lock 'offchat_notify:scheduler' at rediss://***@cache:6380/1 (ttl 10s). "
+        "Missed runs within 0:05:00 coalesce into one."
+    )
+    assert "secret" not in out.getvalue()
+
+
+@override_settings(OFFCHAT_NOTIFY={"BACKEND": "sync", "SCHEDULER_LOCK_URL": "amqp://mq:5672"})
+def test_a_lock_url_that_is_not_redis_stops_the_command():
+    with pytest.raises(CommandError, match=r"\['SCHEDULER_LOCK_URL'\] is not a Redis URL"):
+        call_command("notify_scheduler", "--list", stdout=StringIO())
 
 
 def test_a_bad_schedule_stops_the_command():

@@ -1,4 +1,4 @@
-"""The scheduler process without processes: lock URL, NoLock, ticks, catch-up, standby."""
+"""The scheduler process without processes: where the lock lives, NoLock, ticks, catch-up."""
 
 from __future__ import annotations
 
@@ -12,16 +12,21 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.test import override_settings
 
-from offchat_notify.leader import NoLock, RedisLeaderLock, get_lock, lock_url
+from offchat_notify.exceptions import NotifyConfigurationError
 from offchat_notify.scheduler import Job
-from offchat_notify.scheduling import LeaderLoop
+from offchat_notify.scheduler.lock import (
+    NoLock,
+    RedisLeaderLock,
+    get_lock,
+    lock_configured,
+)
+from offchat_notify.scheduler.loop import LeaderLoop
 from tests.testapp import jobs as testjobs
 
 UTC = dt_timezone.utc
 PARIS = ZoneInfo("Europe/Paris")
 NOW = datetime(2024, 1, 15, 10, 0, 3, tzinfo=UTC)  # a Monday
 RECORD = "tests.testapp.jobs.record"
-REDIS = "dramatiq.brokers.redis.RedisBroker"
 
 
 # Which tick a run belongs to
@@ -55,50 +60,110 @@ def test_last_fire_time_names_the_tick_a_run_belongs_to(job, now, tick):
 # Where the lock lives
 
 
+def redis_broker(**options):
+    """A dramatiq RedisBroker that is never connected to: only its client is looked at."""
+    from dramatiq.brokers.redis import RedisBroker
+
+    return RedisBroker(middleware=[], **options)
+
+
 @pytest.mark.parametrize(
-    ("broker", "options", "url"),
+    ("options", "where"),
     [
-        (REDIS, {"url": "redis://redis.internal:6379/4"}, "redis://redis.internal:6379/4"),
-        (REDIS, {}, "redis://127.0.0.1:6379/0"),
-        (REDIS, {"host": "cache", "port": 6380, "db": 2}, "redis://cache:6380/2"),
+        ({"url": "redis://redis.internal:6379/4"}, "redis://redis.internal:6379/4"),
+        ({}, "redis://localhost:6379/0"),
+        ({"host": "cache", "port": 6380, "db": 2}, "redis://cache:6380/2"),
+        ({"host": "cache", "password": "p@ss:w/rd"}, "redis://***@cache:6379/0"),
+        ({"url": "redis://me:p%40ss@127.0.0.1:6379/0"}, "redis://***@127.0.0.1:6379/0"),
+        ({"url": "rediss://cache:6380/1"}, "rediss://cache:6380/1"),
+        ({"url": "unix:///run/redis.sock?db=3"}, "unix:///run/redis.sock?db=3"),
         (
-            REDIS,
-            {"host": "cache", "password": "p@ss:w/rd"},
-            "redis://:p%40ss%3Aw%2Frd@cache:6379/0",
+            {"unix_socket_path": "/run/redis.sock", "password": "p@ss:w/rd"},
+            "unix://***@/run/redis.sock?db=0",
         ),
-        (REDIS, {"username": "me", "password": "pw"}, "redis://me:pw@127.0.0.1:6379/0"),
-        ("dramatiq.brokers.rabbitmq.RabbitmqBroker", {"url": "amqp://guest@mq//"}, None),
-        ("dramatiq.brokers.stub.StubBroker", {}, None),
     ],
+    ids=["url", "defaults", "host-port-db", "password", "url-auth", "tls", "unix", "unix-auth"],
 )
-def test_the_lock_uses_the_redis_of_dramatiq_broker(broker, options, url):
-    with override_settings(DRAMATIQ_BROKER={"BROKER": broker, "OPTIONS": options}):
-        assert lock_url() == url
+def test_by_default_the_lock_shares_the_connection_pool_of_a_redis_broker(
+    use_broker, options, where
+):
+    broker = use_broker(redis_broker(**options))
+    assert lock_configured()
+    lock = get_lock()
+    assert isinstance(lock, RedisLeaderLock)
+    # The broker's pool, so its TLS, socket and credentials, in a client of the lock's own.
+    assert lock.client.connection_pool is broker.client.connection_pool
+    assert lock.client is not broker.client
+    assert str(lock) == f"Redis lock 'offchat_notify:scheduler' at {where} (ttl 10s)"
+    assert "p@ss" not in str(lock) and "p%40ss" not in str(lock)
+    assert not lock.client.auto_close_connection_pool  # lock.close() leaves the pool open
 
 
-def test_a_password_survives_the_round_trip_through_redis_py():
-    from redis.connection import parse_url
+def test_a_sentinel_broker_lends_its_pool_and_is_described_without_a_password(use_broker):
+    from redis.sentinel import Sentinel
 
-    options = {"host": "cache", "username": "me", "password": "p@ss:w/rd%"}
-    with override_settings(DRAMATIQ_BROKER={"BROKER": REDIS, "OPTIONS": options}):
-        parsed = parse_url(lock_url())
-    assert (parsed["username"], parsed["password"], parsed["host"]) == ("me", "p@ss:w/rd%", "cache")
+    client = Sentinel([("sentinel.internal", 26379)]).master_for("mymaster", password="pw", db=2)
+    broker = use_broker(redis_broker(client=client))
+    lock = get_lock()
+    assert lock.client.connection_pool is broker.client.connection_pool
+    assert (
+        str(lock)
+        == "Redis lock 'offchat_notify:scheduler' at Sentinel service 'mymaster' (db 2) (ttl 10s)"
+    )
 
 
-def test_scheduler_lock_url_points_elsewhere_or_turns_the_lock_off():
-    broker = {"BROKER": REDIS, "OPTIONS": {"url": "redis://broker:6379/0"}}
+def test_no_lock_by_default_when_the_broker_is_not_redis(use_broker):
+    from dramatiq.brokers.rabbitmq import RabbitmqBroker
+
+    assert not lock_configured()  # the tests' stub broker
+    assert isinstance(get_lock(), NoLock)
+    use_broker(RabbitmqBroker(url="amqp://guest:guest@mq.internal:5672/%2F", middleware=[]))
+    assert not lock_configured()
+    assert isinstance(get_lock(), NoLock)
+
+
+def test_without_django_dramatiq_the_broker_is_never_asked_for():
+    """dramatiq.get_broker() would build a RabbitMQ broker when none was set."""
+    from django.apps import apps
+
+    def installed(name):
+        return name != "django_dramatiq"
+
+    with (
+        mock.patch.object(apps, "is_installed", side_effect=installed),
+        mock.patch("dramatiq.get_broker", side_effect=AssertionError("get_broker was called")),
+    ):
+        assert not lock_configured()
+        assert isinstance(get_lock(), NoLock)
+
+
+def test_scheduler_lock_url_points_elsewhere_or_turns_the_lock_off(use_broker):
+    broker = use_broker(redis_broker(url="redis://broker:6379/0"))
     with override_settings(
-        DRAMATIQ_BROKER=broker,
         OFFCHAT_NOTIFY={"SCHEDULER_LOCK_URL": "redis://locks:6379/9", "SCHEDULER_LOCK_KEY": "k"},
     ):
+        assert lock_configured()
         lock = get_lock()
         assert isinstance(lock, RedisLeaderLock)
-        assert (lock.url, lock.key, lock.ttl_ms) == ("redis://locks:6379/9", "k", 10_000)
+        kwargs = lock.client.connection_pool.connection_kwargs
+        assert (kwargs["host"], kwargs["port"], kwargs["db"]) == ("locks", 6379, 9)
+        assert (lock.key, lock.ttl_ms) == ("k", 10_000)
+        assert lock.client.connection_pool is not broker.client.connection_pool
         assert str(lock) == "Redis lock 'k' at redis://locks:6379/9 (ttl 10s)"
-    with override_settings(DRAMATIQ_BROKER=broker, OFFCHAT_NOTIFY={"SCHEDULER_LOCK_URL": ""}):
+    with override_settings(OFFCHAT_NOTIFY={"SCHEDULER_LOCK_URL": ""}):
+        assert not lock_configured()
         assert isinstance(get_lock(), NoLock)
-    with override_settings(DRAMATIQ_BROKER=None):
-        assert lock_url() is None
+
+
+def test_a_url_that_is_not_redis_is_a_configuration_error_that_hides_the_password():
+    with (
+        override_settings(OFFCHAT_NOTIFY={"SCHEDULER_LOCK_URL": "http://:hunter2@locks:6379/0"}),
+        pytest.raises(NotifyConfigurationError) as info,
+    ):
+        get_lock()
+    message = str(info.value)
+    assert message.startswith("OFFCHAT_NOTIFY['SCHEDULER_LOCK_URL'] is not a Redis URL (")
+    assert "redis://, rediss:// or unix:// URL" in message and "hunter2" not in message
 
 
 def test_nolock_always_leads_and_claims_each_tick_once_and_forwards_only():

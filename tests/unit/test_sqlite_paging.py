@@ -18,10 +18,11 @@ from django.db.models import Q
 from django.test.utils import CaptureQueriesContext
 
 from offchat_notify import Audience
-from offchat_notify.audience import Window, audience_q
-from offchat_notify.fanout import iter_pages, write_range
+from offchat_notify.delivery.pages import iter_pages
+from offchat_notify.delivery.writer import write_range
+from offchat_notify.exceptions import NotifyDeprecationWarning
 from offchat_notify.models import Event, Notification
-from offchat_notify.roles import BaseRoles, GroupRoles
+from offchat_notify.roles import BaseRoles, GroupRoles, Page, Window, spec
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -32,7 +33,7 @@ def pages_of(audience: Audience, page_size: int, resolver: BaseRoles | None = No
     """[(last_pk, [ids of the page])] in order, empty pages kept."""
     return [
         (last, list(users.order_by("pk").values_list("pk", flat=True)))
-        for last, users in iter_pages(audience, resolver or GroupRoles(), page_size, **bounds)
+        for last, users in iter_pages(audience.spec, resolver or GroupRoles(), page_size, **bounds)
     ]
 
 
@@ -112,7 +113,7 @@ def test_pass_ranges_together_are_the_audience(mixed):
 def test_write_range_writes_every_member_once(mixed):
     _users, admins = mixed
     event = Event.objects.create(verb="x", audience=Audience.role("admin").spec)
-    audience = Audience.role("admin")
+    audience = Audience.role("admin").spec
     assert write_range(event.pk, audience, GroupRoles(), page_size=4, stuck_after=15) == len(admins)
     # A second pass (a retry) adds nothing and still reads the whole role.
     assert write_range(event.pk, audience, GroupRoles(), page_size=4, stuck_after=15) == 0
@@ -123,7 +124,7 @@ def test_write_range_writes_every_member_once(mixed):
 def test_a_member_who_joins_ahead_of_the_pass_is_in_it(make_users):
     users = make_users(30)
     join(users[:20:2], "admin")
-    pages = iter_pages(Audience.role("admin"), GroupRoles(), 3)
+    pages = iter_pages(Audience.role("admin").spec, GroupRoles(), 3)
     seen = list(next(pages)[1].values_list("pk", flat=True))
     join([users[15]], "admin")  # below the group's last member, past the first page
     for _last, page in pages:
@@ -134,19 +135,22 @@ def test_a_member_who_joins_ahead_of_the_pass_is_in_it(make_users):
 def test_an_empty_page_writes_nothing(make_users):
     make_users(3)
     event = Event.objects.create(verb="x", audience={"users": []})
-    assert write_range(event.pk, Audience.users([]), GroupRoles(), page_size=5, stuck_after=15) == 0
+    assert write_range(event.pk, {"users": []}, GroupRoles(), page_size=5, stuck_after=15) == 0
     assert not Notification.objects.filter(event=event).exists()
 
 
-def test_the_window_keeps_the_lowest_cap():
-    window = Window(None, 10)
-    window.cap(7)
-    window.cap(9)
-    assert window.upper == 7
-    window.cap(3)
-    assert window.upper == 3
-    assert window.ids(list(range(20))) == list(range(10))
-    assert window.upper == 3
+def test_a_page_ends_where_the_first_of_its_parts_ends():
+    # Given id lists cut to a page of 10: 1..20 ends at 10, 1..5 fits whole
+    union = {"union": [{"users": list(range(1, 21))}, {"users": list(range(1, 6))}]}
+    # Then the page ends at 10 and holds at most 15 users
+    found = spec.page(union, GroupRoles(), Window(None, 10))
+    assert (found.upper, found.most) == (10, 15)
+    # And an exclusion list that ends earlier ends the page there
+    excluded = {"exclude": list(range(30)), "from": union}
+    assert spec.page(excluded, GroupRoles(), Window(None, 10)).upper == 9
+    # And a later page cuts each list after its lower bound
+    later = spec.page(union, GroupRoles(), Window(10, 10))
+    assert (later.upper, later.most) == (None, 10)
 
 
 def test_the_window_knows_how_many_users_a_page_can_hold_at_most(make_users):
@@ -157,23 +161,38 @@ def test_the_window_knows_how_many_users_a_page_can_hold_at_most(make_users):
         def known(self, role):
             return True
 
-        def window_filter(self, role, window):
-            window.holds(2)
-            return Q(pk__in=ids[:2])
+        def page(self, role, window):
+            return Page(Q(pk__in=ids[:2]), most=2)
 
     def most(audience: Audience) -> int | None:
-        window = Window(None, 10)
-        audience_q(audience, Sized(), window)
-        return window.most
+        return spec.page(audience.spec, Sized(), Window(None, 10)).most
 
     assert most(Audience.users(ids)) == 3
     assert most(Audience.role("x") | Audience.users(ids)) == 5
     assert most((Audience.role("x") | Audience.role("y")).exclude(ids[0])) == 4
     assert most(Audience.role("x") | Audience.staff()) is None
     assert most(Audience.role("x") | Audience.role("admin")) == 4
-    window = Window(None, 10)
-    audience_q(Audience.role("admin"), GroupRoles(), window)  # no group: listed, none held
-    assert window.most == (0 if connection.vendor == "sqlite" else None)
+    # no group: listed, none held
+    found = spec.page(Audience.role("admin").spec, GroupRoles(), Window(None, 10))
+    assert found.most == (0 if connection.vendor == "sqlite" else None)
+
+
+def test_a_resolver_on_the_deprecated_window_filter_hook_still_pages(make_users):
+    users = make_users(3)
+    ids = [u.pk for u in users]
+
+    class Legacy(BaseRoles):
+        def known(self, role):
+            return True
+
+        def window_filter(self, role, window):
+            window.holds(2)
+            window.cap(ids[1])
+            return Q(pk__in=ids[:2])
+
+    with pytest.warns(NotifyDeprecationWarning, match="override page"):
+        found = spec.page({"role": "x"}, Legacy(), Window(None, 10))
+    assert (found.upper, found.most) == (ids[1], 2)
 
 
 def test_a_page_known_to_fit_is_not_searched_for_its_end(make_users):
@@ -199,7 +218,8 @@ def test_a_resolver_without_the_hook_pages_through_page_filter(mixed):
                 members = members.filter(user_id__gt=after)
             return Q(pk__in=members.values("user_id"))
 
-    assert check_pages(pages_of(Audience.role("admin"), 5, Legacy()), 5) == admins
+    with pytest.warns(NotifyDeprecationWarning, match="page_filter"):
+        assert check_pages(pages_of(Audience.role("admin"), 5, Legacy()), 5) == admins
     assert calls[0] is None and len(calls) == len(admins) // 5 + 1
 
 
@@ -210,7 +230,8 @@ def test_a_group_roles_subclass_that_pages_its_own_way_keeps_it(mixed):
         def page_filter(self, role, after):
             return super().page_filter(role, after) & Q(pk__lte=admins[4])
 
-    assert check_pages(pages_of(Audience.role("admin"), 2, Firsts()), 2) == admins[:5]
+    with pytest.warns(NotifyDeprecationWarning, match="page_filter"):
+        assert check_pages(pages_of(Audience.role("admin"), 2, Firsts()), 2) == admins[:5]
 
 
 def page_selects(queries) -> list[str]:
@@ -228,7 +249,7 @@ def test_on_sqlite_a_large_group_is_read_by_bounded_ranges_of_the_unique_index(m
     _users, admins = mixed
     event = Event.objects.create(verb="x", audience=Audience.role("admin").spec)
     with CaptureQueriesContext(connection) as queries:
-        write_range(event.pk, Audience.role("admin"), GroupRoles(), page_size=4, stuck_after=15)
+        write_range(event.pk, {"role": "admin"}, GroupRoles(), page_size=4, stuck_after=15)
     inserts = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("INSERT")]
     members = get_user_model().objects.filter(groups__name="admin").count()  # inactive too
     assert len(inserts) == members // 4 + 1

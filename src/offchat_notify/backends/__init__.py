@@ -1,17 +1,16 @@
-"""Notifier backends: where and when ``delivery.deliver`` runs.
+"""Notifier backends: where and when the library's jobs run.
 
 The backend is chosen by ``OFFCHAT_NOTIFY["BACKEND"]``: a short name from
 :data:`offchat_notify.conf.BUILTIN_BACKENDS` or a dotted path to a
-:class:`~offchat_notify.backends.base.BaseBackend` subclass.
+:class:`~offchat_notify.backends.base.BaseBackend` subclass, and built with
+``OFFCHAT_NOTIFY["OPTIONS"]``.
 """
 
 from __future__ import annotations
 
-import functools
-
 from django.utils.module_loading import import_string
 
-from offchat_notify.conf import get_settings
+from offchat_notify.conf import backend_options, get_settings, settings_cache
 from offchat_notify.exceptions import InvalidNotifierBackend
 
 from .base import BaseBackend
@@ -30,7 +29,7 @@ def load_backend(path: str) -> type[BaseBackend]:
     except ImportError as e:
         raise InvalidNotifierBackend(
             f"OFFCHAT_NOTIFY['BACKEND']: could not import {path!r}: {e}. Use 'sync', "
-            "'eager', 'dramatiq', or the dotted path of a BaseBackend subclass."
+            "'eager', 'dramatiq', 'tasks', or the dotted path of a BaseBackend subclass."
         ) from e
     if not (isinstance(cls, type) and issubclass(cls, BaseBackend)):
         raise InvalidNotifierBackend(
@@ -40,10 +39,11 @@ def load_backend(path: str) -> type[BaseBackend]:
     return cls
 
 
-@functools.cache
+@settings_cache
 def get_backend() -> BaseBackend:
-    """The configured backend instance, built once per process.
+    """The configured backend instance, built once per process with its options.
 
     The cache is cleared when ``OFFCHAT_NOTIFY`` changes (``override_settings``).
     """
-    return load_backend(get_settings().backend_path)()
+    cls = load_backend(get_settings().backend_path)
+    return cls(backend_options(cls.default_options))

@@ -1,18 +1,20 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from offchat_notify import metrics
-from offchat_notify.delivery import deliver
 from offchat_notify.exceptions import DeliveryError
 
-from .base import BaseBackend
+from .base import DELIVER, BaseBackend
+from .jobs import run
 
 logger = logging.getLogger(__name__)
 
 
 class SyncBackend(BaseBackend):
-    """Deliver inline, in the process that called ``notify()``, after commit.
+    """Run every job inline, in the process that enqueues it (for ``notify()``,
+    after commit).
 
     For development and small sites without a worker. The request pays for the
     whole fan-out. A failed delivery does not break the caller: it is logged
@@ -20,9 +22,11 @@ class SyncBackend(BaseBackend):
     relay; ``failed`` after that, for ``notify_retry``).
     """
 
-    def dispatch(self, event_id: int) -> None:
+    def enqueue(self, job: str, *args: Any) -> None:
         try:
-            deliver(event_id)
-            metrics.dispatched("sync")
+            run(job, args, enqueue=self.enqueue)
         except DeliveryError as exc:
-            logger.warning("Inline delivery of event %s failed: %s", event_id, exc)
+            logger.warning("Inline %s of %s failed: %s", job, args, exc)
+        else:
+            if job == DELIVER:
+                metrics.dispatched("sync")

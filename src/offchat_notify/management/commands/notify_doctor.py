@@ -10,7 +10,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from offchat_notify.doctor import ERROR, OK, WARNING, diagnose
+from offchat_notify.ops.doctor import ERROR, OK, WARNING, diagnose
 
 
 class Command(BaseCommand):

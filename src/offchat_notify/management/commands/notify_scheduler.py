@@ -17,9 +17,9 @@ from django.utils import timezone
 
 from offchat_notify.conf import get_settings
 from offchat_notify.exceptions import NotifyConfigurationError
-from offchat_notify.leader import get_lock
-from offchat_notify.scheduler import get_jobs
-from offchat_notify.scheduling import LeaderLoop
+from offchat_notify.scheduler.jobs import get_jobs
+from offchat_notify.scheduler.lock import get_lock
+from offchat_notify.scheduler.loop import LeaderLoop
 
 
 class Command(BaseCommand):
@@ -39,16 +39,20 @@ class Command(BaseCommand):
             ) from None
         try:
             jobs = get_jobs()
+            lock = get_lock()
         except NotifyConfigurationError as e:
             raise CommandError(str(e)) from e
-        if list:
-            self.list_jobs(jobs)
-            return
-        loop = LeaderLoop(jobs, get_lock(), log=self.stdout.write, style=self.style)
-        self.install_signal_handlers(loop.stop)
-        self.launch(loop)
+        try:
+            if list:
+                self.list_jobs(jobs, lock)
+                return
+            loop = LeaderLoop(jobs, lock, log=self.stdout.write)
+            self.install_signal_handlers(loop.stop)
+            self.launch(loop)
+        finally:
+            lock.close()
 
-    def list_jobs(self, jobs: dict[str, Any]) -> None:
+    def list_jobs(self, jobs: dict[str, Any], lock: Any) -> None:
         now = timezone.localtime()
         if not jobs:
             self.stdout.write("No periodic jobs.")
@@ -58,7 +62,7 @@ class Command(BaseCommand):
                 f"{name}: {job.task}, {job.describe()}, next run {next_run:%Y-%m-%d %H:%M:%S %Z}"
             )
         grace = timedelta(seconds=get_settings().SCHEDULER_GRACE)
-        self.stdout.write(f"Lock: {get_lock()}. Missed runs within {grace} coalesce into one.")
+        self.stdout.write(f"Lock: {lock}. Missed runs within {grace} coalesce into one.")
 
     def install_signal_handlers(self, stop: Any) -> None:
         if threading.current_thread() is not threading.main_thread():

@@ -8,7 +8,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from offchat_notify.status import Status, snapshot
+from offchat_notify.ops.status import Status, snapshot
 
 
 class Command(BaseCommand):

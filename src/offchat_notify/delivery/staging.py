@@ -1,9 +1,10 @@
-"""Staging the members of roles that a resolver can only list (:class:`~.roles.ListedRoles`).
+"""Staging the members of roles a resolver can only list (``roles.ListedRoles``).
 
 Set-based delivery needs the audience inside the database. A resolver that
 can only list ids (a directory, an API) gets its members copied there first:
 :func:`stage` writes, at the start of each delivery attempt, the members of
-every role the audience names into :class:`~.models.StagedMember`, with
+every role the audience names into
+:class:`~offchat_notify.models.StagedMember`, with
 ``COPY`` on PostgreSQL (psycopg 3) and batched inserts elsewhere, and returns
 a resolver whose roles select from those rows. From there delivery is the
 same as for any other role: pages, chunks, exclusions, the active-user
@@ -25,11 +26,11 @@ from django.contrib.auth import get_user_model
 from django.db import connections, router, transaction
 from django.db.models import Count, Max, Q
 
-from .audience import Audience, Window, _nodes, _to_pk
-from .conf import get_settings
-from .exceptions import InvalidNotification
-from .models import StagedMember
-from .roles import BaseRoles, ListedRoles, get_role_resolver
+from offchat_notify.conf import get_settings
+from offchat_notify.exceptions import InvalidNotification
+from offchat_notify.models import StagedMember
+from offchat_notify.roles import BaseRoles, ListedRoles, Page, Window, get_role_resolver
+from offchat_notify.roles.spec import Spec, roles, to_pk
 
 logger = logging.getLogger(__name__)
 
@@ -45,10 +46,7 @@ class StagedRoles(BaseRoles):
         return self.resolver.known(role)
 
     def filter(self, role: str) -> Q:
-        return self.page_filter(role, None)
-
-    def page_filter(self, role: str, after: Any) -> Q:
-        return Q(pk__in=self._members(role, after).values("user_id"))
+        return Q(pk__in=self._members(role, None).values("user_id"))
 
     def _members(self, role: str, after: Any, until: Any = None) -> Any:
         members = StagedMember.objects.filter(event_id=self.event_id, role=role)
@@ -58,7 +56,7 @@ class StagedRoles(BaseRoles):
             members = members.filter(user_id__lte=until)
         return members
 
-    def window_filter(self, role: str, window: Window) -> Q:
+    def page(self, role: str, window: Window) -> Page:
         """The page's staged members, bounded on both sides.
 
         The (event, role, user) index gives them in user order: the page ends
@@ -69,11 +67,11 @@ class StagedRoles(BaseRoles):
         members = self._members(role, window.after, window.until)
         head = members.order_by("user_id").values("user_id")[: window.page_size]
         found = head.aggregate(last=Max("user_id"), count=Count("user_id"))
-        window.holds(found["count"])
+        upper = None
         if found["count"] == window.page_size:
-            window.cap(found["last"])
-            members = members.filter(user_id__lte=found["last"])
-        return Q(pk__in=members.values("user_id"))
+            upper = found["last"]
+            members = members.filter(user_id__lte=upper)
+        return Page(Q(pk__in=members.values("user_id")), upper, found["count"])
 
 
 def resolver_for(event_id: int) -> BaseRoles:
@@ -84,17 +82,16 @@ def resolver_for(event_id: int) -> BaseRoles:
     return resolver
 
 
-def stage(event_id: int, audience: Audience) -> BaseRoles:
+def stage(event_id: int, audience: Spec) -> BaseRoles:
     """Stage the members of the audience's roles if the resolver only lists them;
     return the resolver to deliver with."""
     resolver = get_role_resolver()
     if not isinstance(resolver, ListedRoles):
         return resolver
-    roles = sorted({node["role"] for node in _nodes(audience.spec) if "role" in node})
     using = router.db_for_write(StagedMember)
     with transaction.atomic(using=using):
         StagedMember.objects.using(using).filter(event_id=event_id).delete()
-        for role in roles:
+        for role in roles(audience):
             ids = _checked(resolver, role, resolver.members(role))
             count, how = _write(using, event_id, role, ids)
             logger.debug(
@@ -132,7 +129,7 @@ def _checked(resolver: BaseRoles, role: str, values: Iterable[Any]) -> Iterator[
             yield value
             continue
         try:
-            yield _to_pk(value)
+            yield to_pk(value)
         except InvalidNotification as e:
             raise InvalidNotification(
                 f"{type(resolver).__name__}.members({role!r}) yielded {value!r}: {e}"
@@ -140,7 +137,7 @@ def _checked(resolver: BaseRoles, role: str, values: Iterable[Any]) -> Iterator[
 
 
 def _write(using: str, event_id: int, role: str, ids: Iterator[Any]) -> tuple[int, str]:
-    """Write the ids ``CHUNK_SIZE`` at a time; return how many, and how.
+    """Write the ids ``PAGE_SIZE`` at a time; return how many, and how.
 
     The resolver is never iterated while a write is in progress: it may read
     the same database (a server-side cursor on this very connection), which
@@ -148,7 +145,7 @@ def _write(using: str, event_id: int, role: str, ids: Iterator[Any]) -> tuple[in
     """
     connection = connections[using]
     copy = connection.vendor == "postgresql" and _psycopg3(connection)
-    size = get_settings().CHUNK_SIZE
+    size = get_settings().PAGE_SIZE
     count = 0
     while batch := list(islice(ids, size)):
         if copy:

@@ -8,32 +8,11 @@ for RabbitMQ passive queue declarations.
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 from dramatiq.common import dq_name, xq_name
 
-
-@dataclasses.dataclass
-class QueueStats:
-    name: str
-    ready: int
-    delayed: int
-    dead: int
-    in_flight: int | None = None  # fetched by a worker, not yet acknowledged (Redis)
-    consumers: int | None = None  # workers attached (RabbitMQ)
-
-
-@dataclasses.dataclass
-class BrokerStats:
-    kind: str
-    reachable: bool
-    error: str = ""
-    queues: list[QueueStats] = dataclasses.field(default_factory=list)
-    # Redis: processes with a fresh broker heartbeat. dramatiq records one for
-    # every process that talks to the broker, senders included, so this is an
-    # upper bound on the workers, not a count of them.
-    connected: int | None = None
+from offchat_notify.backends.base import BrokerStats, QueueStats
 
 
 def broker_kind(broker: Any) -> str:

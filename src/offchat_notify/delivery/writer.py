@@ -21,7 +21,7 @@ path exactly-once.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from time import monotonic
 from typing import Any
 
@@ -32,76 +32,18 @@ from django.db.models import F, QuerySet
 from django.db.models.constants import OnConflict
 from django.utils import timezone
 
-from . import metrics
-from .audience import Audience, Window, active_users, audience_q
-from .models import Event, Notification
-from .roles import BaseRoles
+from offchat_notify import metrics
+from offchat_notify.models import Event, Notification
+from offchat_notify.roles import BaseRoles
+from offchat_notify.roles.spec import Spec
+
+from .pages import iter_pages, next_page
 
 #: At most one heartbeat (``Event.updated_at``) per this many seconds. The relay
 #: takes a delivering Event whose heartbeat is older than ``STUCK_AFTER`` as
 #: stuck, so this must stay well under it (the setting's minimum is 1 s; see
 #: :meth:`PageWriter.beat`).
 HEARTBEAT = 1.0
-
-
-def iter_pages(
-    audience: Audience,
-    resolver: BaseRoles,
-    page_size: int,
-    *,
-    after: Any = None,
-    until: Any = None,
-) -> Iterator[tuple[Any, QuerySet]]:
-    """Yield ``(last_pk, users)``: querysets of users in ascending, disjoint
-    primary-key ranges of at most ``page_size`` users, that together are the
-    audience's active users with ``after < pk <= until``.
-
-    ``last_pk`` is the range's inclusive upper bound (``None``: to the end).
-    Only the boundary ids are read; the querysets are for ``INSERT ... SELECT``.
-    A page whose filters say they select at most ``page_size`` users in it
-    (id lists cut to the page, :meth:`~offchat_notify.audience.Window.holds`)
-    ends where they cap it, without reading its boundary among the users.
-    """
-    memo: dict[Any, Any] = {}  # what the audience's filters learn once for the whole pass
-    while True:
-        page, upper, window = _next_page(audience, resolver, page_size, after, until, memo)
-        if window.most is not None and window.most <= page_size:
-            boundary = []  # the page cannot hold more than a page: no need to find its end
-        else:
-            boundary = list(
-                page.order_by("pk").values_list("pk", flat=True)[page_size - 1 : page_size]
-            )
-        if boundary and boundary[0] != upper:
-            yield boundary[0], page.filter(pk__lte=boundary[0])
-            after = boundary[0]
-            continue
-        yield upper, page
-        if upper is None or upper == until:
-            return
-        after = upper
-
-
-def _next_page(
-    audience: Audience,
-    resolver: BaseRoles,
-    page_size: int,
-    after: Any,
-    until: Any,
-    memo: dict[Any, Any],
-) -> tuple[QuerySet, Any, Window]:
-    """The audience's active users above ``after``, up to where the page's
-    filters and ``until`` let it go: ``(users, upper, window)``, ``upper``
-    ``None`` when nothing bounds the page above."""
-    window = Window(after, page_size, until=until, memo=memo)
-    page = active_users().filter(audience_q(audience, resolver, window)).order_by()
-    if after is not None:
-        page = page.filter(pk__gt=after)
-    upper = window.upper
-    if until is not None and (upper is None or until < upper):
-        upper = until
-    if upper is not None:
-        page = page.filter(pk__lte=upper)
-    return page, upper, window
 
 
 class PageWriter:
@@ -150,7 +92,7 @@ class PageWriter:
 
 def write_range(
     event_id: int,
-    audience: Audience,
+    audience: Spec,
     resolver: BaseRoles,
     *,
     page_size: int,
@@ -172,7 +114,7 @@ def write_range(
         return writer.added
     memo: dict[Any, Any] = {}
     while True:
-        users, upper, _window = _next_page(audience, resolver, page_size, after, until, memo)
+        users, upper, _most = next_page(audience, resolver, page_size, after, until, memo)
         last, full = writer.write_first(users, page_size)
         if full and last != upper:
             after = last  # the page is full: more may follow below upper

@@ -1,7 +1,7 @@
 """The scheduler process: standby until it holds the leader lock, then tick.
 
-Used by ``manage.py notify_scheduler``; separate from :mod:`.scheduler` (what
-runs when) so that the process machinery stays out of host imports.
+Used by ``manage.py notify_scheduler``; separate from :mod:`.jobs` (what runs
+when) so that the process machinery stays out of host imports.
 """
 
 from __future__ import annotations
@@ -15,9 +15,11 @@ from typing import Any
 from django import db
 from django.utils import timezone
 
-from .backends import get_backend
-from .conf import get_settings
-from .scheduler import Job
+from offchat_notify.backends import get_backend
+from offchat_notify.backends.base import RUN_JOB
+from offchat_notify.conf import get_settings
+
+from .jobs import Job
 
 logger = logging.getLogger(__name__)
 
@@ -38,12 +40,10 @@ class LeaderLoop:
         lock: Any,
         *,
         log: Callable[[str], Any] = logger.info,
-        style: Any = None,
     ) -> None:
         self.jobs = jobs
         self.lock = lock
         self.log = log
-        self.style = style
         conf = get_settings()
         self.ttl = float(conf.SCHEDULER_LOCK_TTL)
         self.grace = float(conf.SCHEDULER_GRACE)
@@ -171,7 +171,7 @@ class LeaderLoop:
         )
         db.close_old_connections()
         try:
-            get_backend().enqueue_job(name)
+            get_backend().enqueue(RUN_JOB, name)
         except Exception:
             logger.exception("Periodic job %s failed to run or enqueue.", name)
         finally:

@@ -20,8 +20,10 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
-from .conf import get_settings
-from .models import Event
+from offchat_notify import metrics as notify_metrics
+from offchat_notify.conf import get_settings
+from offchat_notify.models import Event
+
 from .status import broker_stats, oldest_pending_age
 
 
@@ -68,8 +70,6 @@ def health(request: HttpRequest) -> JsonResponse:
 @require_safe
 def metrics(request: HttpRequest) -> HttpResponse:
     """Prometheus exposition of this process's offchat-notify metrics (404 if not installed)."""
-    from . import metrics as notify_metrics
-
     if not notify_metrics.installed():
         raise Http404("prometheus-client is not installed")
     body, content_type = notify_metrics.exposition()

@@ -1,46 +1,68 @@
-"""The one delivery path. Every backend ends here, in a worker or inline.
+"""Delivery: the one state machine of an Event, for whole Events and their chunks.
 
-``deliver(event_id)`` resolves the Event's audience page by page, writes one
-Notification per recipient, and records the outcome on the Event. It is
-idempotent: the unique (event, recipient) constraint turns a second delivery,
-a retry after a crash, or two workers racing on one Event into no-ops for the
-rows already written.
+Every backend ends here, in a worker or inline. ``deliver(event_id)`` claims
+the Event, resolves its audience page by page, writes one Notification per
+recipient and records the outcome; a large audience is split into chunks,
+each delivered by :func:`deliver_chunk`, the last of which finishes the
+Event. It is idempotent: the unique (event, recipient) constraint turns a
+second delivery, a retry after a crash, or two workers racing on one Event
+into no-ops for the rows already written.
+
+The submodules do the work the state machine orders: :mod:`.pages` finds the
+pages, :mod:`.writer` writes them, :mod:`.chunking` plans the chunks and
+:mod:`.staging` stages the members of roles that can only be listed.
 """
 
 from __future__ import annotations
 
 import logging
 import traceback
+from collections.abc import Callable
+from typing import Any
 
 from django.db import InterfaceError, OperationalError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from . import metrics
-from .audience import Audience, active_users
-from .chunks import plan
-from .conf import get_settings
-from .exceptions import (
+from offchat_notify import metrics
+from offchat_notify.conf import get_settings
+from offchat_notify.exceptions import (
     DeliveryError,
     InvalidNotification,
     PermanentDeliveryError,
     TransientDeliveryError,
 )
-from .fanout import write_range
-from .models import Event, Notification
-from .roles import BaseRoles, get_role_resolver
-from .staging import stage, unstage
+from offchat_notify.models import DeliveryChunk, Event, Notification
+from offchat_notify.roles import BaseRoles
+from offchat_notify.roles.spec import Spec, active_users, check, explicit_ids
+
+from . import chunking
+from .staging import resolver_for, stage, unstage
+from .writer import write_range
 
 logger = logging.getLogger(__name__)
 
+#: How a delivery enqueues the jobs it spawns: ``enqueue("deliver_chunk", event_id, index)``.
+Enqueue = Callable[..., None]
 
-def deliver(event_id: int) -> Event | None:
+#: Failures that retrying cannot mend.
+PERMANENT_ERRORS: tuple[type[Exception], ...] = (InvalidNotification,)
+
+#: The database connection failed (server restarted, connection terminated,
+#: network): retrying on a new connection may succeed.
+CONNECTION_ERRORS: tuple[type[Exception], ...] = (OperationalError, InterfaceError)
+
+
+def deliver(event_id: int, *, enqueue: Enqueue | None = None) -> Event | None:
     """Deliver the Event ``event_id`` to its audience; return it, or ``None`` if it is gone.
 
-    An Event already delivered is left alone. While it runs, the Event's
-    ``updated_at`` moves after every page: an Event left ``delivering`` with an
-    old ``updated_at`` belongs to a worker that died, and the relay sends it
-    again. On an error, the error is recorded on the Event and raised as:
+    A large audience is split into chunks, each enqueued with ``enqueue``
+    (``backend.enqueue``) as a ``deliver_chunk`` job; without ``enqueue`` they
+    are delivered here, one after the other. An Event already delivered is
+    left alone. While it runs, the Event's ``updated_at`` moves at least once
+    a second: an Event left ``delivering`` with an old ``updated_at`` belongs
+    to a worker that died, and the relay sends it again. On an error, the
+    error is recorded on the Event and raised as:
 
     * :class:`~offchat_notify.exceptions.TransientDeliveryError` while the Event
       has attempts left (``MAX_ATTEMPTS``): state ``queued``, to be retried;
@@ -59,17 +81,51 @@ def deliver(event_id: int) -> Event | None:
         logger.debug("Event %s is already delivered; nothing to do.", event_id)
         return event
     try:
-        audience = Audience.from_spec(event.audience)
+        audience = check(event.audience)
         resolver = stage(event.pk, audience)
-        if plan(event, audience, resolver):
-            return event  # its chunks run as jobs of their own; the last one finishes it
-        write_notifications(event.pk, audience, resolver)
-        return finish(event, audience)
+        chunks = chunking.plan(event, audience, resolver)
+        if not chunks:
+            _write(event.pk, audience, resolver)
+            return finish(event, audience)
     except Exception as exc:
         raise _failed(event, exc) from exc
+    for chunk in chunks:  # each writes its own range; the last one finishes the Event
+        if enqueue is None:
+            deliver_chunk(event.pk, chunk.index)
+        else:
+            enqueue("deliver_chunk", event.pk, chunk.index)
+    return event
 
 
-def finish(event: Event, audience: Audience) -> Event:
+def deliver_chunk(event_id: int, index: int) -> bool | None:
+    """Write one chunk's rows; return True if this chunk finished its Event.
+
+    Returns None if there is no such chunk (its Event was deleted, or the job
+    was forged).
+    """
+    chunk = (
+        DeliveryChunk.objects.select_related("event").filter(event_id=event_id, index=index).first()
+    )
+    if chunk is None:
+        logger.warning("Event %s has no chunk %s; nothing to deliver.", event_id, index)
+        return None
+    event = chunk.event
+    audience = event.audience
+    if chunk.done_at is None and event.state not in (Event.State.DELIVERED, Event.State.FAILED):
+        DeliveryChunk.objects.filter(pk=chunk.pk).update(attempts=F("attempts") + 1)
+        after, until = chunking.bounds(chunk)
+        try:
+            _write(event_id, check(audience), resolver_for(event_id), after=after, until=until)
+        except Exception as exc:
+            raise _failed(event, exc, what=f" chunk {index}") from exc
+        DeliveryChunk.objects.filter(pk=chunk.pk).update(done_at=timezone.now())
+    if DeliveryChunk.objects.filter(event_id=event_id, done_at__isnull=True).exists():
+        return False
+    finish(Event.objects.get(pk=event_id), audience)
+    return True
+
+
+def finish(event: Event, audience: Spec) -> Event:
     """Count what was written and mark the Event delivered."""
     unstage(event.pk)
     recipients = Notification.objects.filter(event_id=event.pk).count()
@@ -97,32 +153,26 @@ def finish(event: Event, audience: Audience) -> Event:
     return event
 
 
-def write_notifications(
-    event_id: int, audience: Audience, resolver: BaseRoles | None = None
-) -> int:
-    """Insert the Notification rows of one Event, a page at a time; return the rows added.
-
-    Each page is one set-based ``INSERT ... SELECT`` (see :mod:`.fanout`). The
-    Event's ``updated_at`` moves at least once a second while it runs: the relay
-    treats a delivering Event that stops moving as stuck.
-    """
+def _write(event_id: int, audience: Spec, resolver: BaseRoles, **bounds: Any) -> int:
+    """Insert the Notification rows of one Event (or of one range of its audience)."""
     conf = get_settings()
     return write_range(
         event_id,
         audience,
-        resolver or get_role_resolver(),
-        page_size=conf.CHUNK_SIZE,
+        resolver,
+        page_size=conf.PAGE_SIZE,
         stuck_after=conf.STUCK_AFTER,
+        **bounds,
     )
 
 
-def count_skipped(audience: Audience) -> int:
+def count_skipped(audience: Spec) -> int:
     """How many explicitly named user ids are not active users."""
-    named = sorted(audience.explicit_ids())
-    chunk = get_settings().CHUNK_SIZE
+    named = sorted(explicit_ids(audience))
+    size = get_settings().PAGE_SIZE
     found = 0
-    for start in range(0, len(named), chunk):
-        found += active_users().filter(pk__in=named[start : start + chunk]).count()
+    for start in range(0, len(named), size):
+        found += active_users().filter(pk__in=named[start : start + size]).count()
     return len(named) - found
 
 
@@ -143,14 +193,6 @@ def _claim(event_id: int) -> Event | None:
     return event
 
 
-#: Failures that retrying cannot mend.
-PERMANENT_ERRORS: tuple[type[Exception], ...] = (InvalidNotification,)
-
-#: The database connection failed (server restarted, connection terminated,
-#: network): retrying on a new connection may succeed.
-CONNECTION_ERRORS: tuple[type[Exception], ...] = (OperationalError, InterfaceError)
-
-
 def _unclaimed(event_id: int, exc: Exception) -> TransientDeliveryError:
     """The Event could not be claimed for a connection failure; nothing can be recorded."""
     error = "".join(traceback.format_exception_only(type(exc), exc)).strip()
@@ -169,6 +211,7 @@ def _failed(event: Event, exc: Exception, *, what: str = "") -> DeliveryError:
     failures = event.failures + 1
     permanent = isinstance(exc, PERMANENT_ERRORS) or failures >= get_settings().MAX_ATTEMPTS
     state = Event.State.FAILED if permanent else Event.State.QUEUED
+    metrics.failed("permanent" if permanent else "transient")
     logger.error(
         "Delivering event %s%s failed (failure %d, %s): %s",
         event.pk,

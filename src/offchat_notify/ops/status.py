@@ -10,12 +10,14 @@ import dataclasses
 from datetime import timedelta
 from typing import Any
 
-from django.db.models import Count, Max, Min, Sum
+from django.db.models import Count, Min, Sum
 from django.utils import timezone
 
-from .brokerstats import BrokerStats, collect
-from .conf import get_settings
-from .models import Event, JobRun, Notification
+from offchat_notify.backends import get_backend
+from offchat_notify.backends.base import BrokerStats
+from offchat_notify.conf import get_settings
+from offchat_notify.models import Event, JobRun, Notification
+from offchat_notify.scheduler.lock import get_lock
 
 #: The window of "recent delivery rate".
 RATE_WINDOW = timedelta(minutes=5)
@@ -39,15 +41,8 @@ class Status:
 
 
 def broker_stats(*, detail: bool = True) -> BrokerStats | None:
-    """The broker's counts, or None when the backend uses no broker."""
-    if get_settings().BACKEND != "dramatiq":
-        return None
-    import dramatiq
-
-    from .backends.actor import load_actor
-
-    queue = load_actor().queue_name
-    return collect(dramatiq.get_broker(), [queue], detail=detail)
+    """The backend's queue, or None when the backend does not report one."""
+    return get_backend().status(detail=detail)
 
 
 def event_counts() -> dict[str, int]:
@@ -94,23 +89,20 @@ def job_runs() -> list[dict[str, Any]]:
     ]
 
 
-def last_claim_age() -> float | None:
-    """Seconds since a delivery last started (a worker claimed an Event), if ever."""
-    last = Event.objects.filter(started_at__isnull=False).aggregate(t=Max("started_at"))["t"]
-    return None if last is None else (timezone.now() - last).total_seconds()
-
-
 def scheduler_holder() -> str:
     """Which scheduler is active: the lock holder (host:pid:token), or why none is known."""
-    from .leader import get_lock
-
     try:
         lock = get_lock()
-        if not lock.locked:
-            return "unknown (no scheduler lock configured)"
+    except Exception as exc:
+        return f"unknown (lock misconfigured: {exc})"
+    if not lock.locked:
+        return "unknown (no scheduler lock configured)"
+    try:
         return lock.holder() or "none (no scheduler holds the lock)"
     except Exception as exc:
         return f"unknown (lock unreachable: {exc})"
+    finally:
+        lock.close()
 
 
 def snapshot() -> Status:

@@ -1,4 +1,4 @@
-"""Periodic jobs: what runs when. ``manage.py notify_scheduler`` runs them.
+"""Periodic jobs: what runs when. ``manage.py notify_scheduler`` ticks them.
 
 Jobs come from three places, merged by :func:`get_jobs`:
 
@@ -7,8 +7,8 @@ Jobs come from three places, merged by :func:`get_jobs`:
 * host functions decorated with :func:`periodic`, in ``<app>/notifications.py``;
 * entries of ``SCHEDULE`` naming a function by dotted path.
 
-A tick only *enqueues* a job: under the ``dramatiq`` backend a worker runs it;
-under ``sync`` and ``eager`` the scheduler runs it itself.
+A tick only *enqueues* a job: under a worker backend (``dramatiq``, ``tasks``)
+a worker runs it; under ``sync`` and ``eager`` the scheduler runs it itself.
 """
 
 from __future__ import annotations
@@ -21,10 +21,9 @@ from datetime import timezone as dt_timezone
 from typing import Any
 
 from django.utils import timezone
-from django.utils.module_loading import import_string
 
-from .conf import get_settings
-from .exceptions import NotifyConfigurationError
+from offchat_notify.conf import get_settings
+from offchat_notify.exceptions import NotifyConfigurationError
 
 logger = logging.getLogger(__name__)
 
@@ -206,44 +205,3 @@ def get_jobs() -> dict[str, Job]:
     if conf.RETENTION_DAYS is None and retention and retention.task == known["retention"].task:
         del jobs["retention"]
     return jobs
-
-
-def run_job(name: str) -> Any:
-    """Run the job ``name`` now, in this process. The worker's and the scheduler's path."""
-    jobs = get_jobs()
-    if name not in jobs:
-        raise NotifyConfigurationError(f"No periodic job named {name!r}; known: {sorted(jobs)}.")
-    job = jobs[name]
-    func = import_string(job.task)
-    started = timezone.now()
-    logger.info("Running periodic job %s (%s).", name, job.task)
-    try:
-        result = func()
-    except Exception as exc:
-        _record_run(name, started, error=f"{type(exc).__name__}: {exc}")
-        raise
-    duration_ms = _record_run(name, started)
-    logger.info("Periodic job %s finished in %d ms.", name, duration_ms)
-    return result
-
-
-def _record_run(name: str, started: datetime, error: str = "") -> int:
-    """Remember the run in the database, for notify_status and the admin."""
-    from django.db.models import F
-
-    from .models import JobRun
-
-    finished = timezone.now()
-    duration_ms = int((finished - started).total_seconds() * 1000)
-    fields = {
-        "last_started_at": started,
-        "last_finished_at": finished,
-        "last_duration_ms": duration_ms,
-        "last_error": error[:10_000],
-    }
-    try:
-        if not JobRun.objects.filter(name=name).update(runs=F("runs") + 1, **fields):
-            JobRun.objects.get_or_create(name=name, defaults={**fields, "runs": 1})
-    except Exception:  # the record is a convenience; the job's own outcome matters
-        logger.exception("Could not record the run of periodic job %s.", name)
-    return duration_ms
