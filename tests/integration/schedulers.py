@@ -88,7 +88,10 @@ class Schedulers:
         return {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "tests.settings",
-            "PYTHONPATH": str(ROOT),
+            # The repository root (for tests.settings), then the tests' own path:
+            # the schedulers import the same offchat_notify as the tests (src/ when
+            # PYTHONPATH says so, else the installed package).
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
             "PYTHONUNBUFFERED": "1",
             "TEST_BROKER": broker,
             "TEST_REDIS_NAMESPACE": settings.REDIS_NAMESPACE,

@@ -174,7 +174,7 @@ def test_under_dramatiq_a_worker_runs_each_tick(schedulers, redis_broker, start_
     env = schedulers.env(backend="dramatiq", broker="redis", SCHEDULER_LOCK_URL=...)
     worker = start_worker(
         "redis",
-        env={k: env[k] for k in ("TEST_OFFCHAT_NOTIFY", "TEST_SCHEDULER_RUNS_KEY")},
+        env={k: env[k] for k in ("TEST_OFFCHAT_NOTIFY", "TEST_SCHEDULER_RUNS_KEY", "PYTHONPATH")},
     ).wait_ready()
     # The lock lives in the broker's Redis: no SCHEDULER_LOCK_URL.
     (proc,) = schedulers.start(1, backend="dramatiq", broker="redis", SCHEDULER_LOCK_URL=...)

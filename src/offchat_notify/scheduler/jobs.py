@@ -64,8 +64,8 @@ class Job:
         if self.every is not None:
             return self.every
         trigger = self.trigger()
-        first = trigger.get_next_fire_time(None, timezone.now())
-        second = trigger.get_next_fire_time(first, first + timedelta(microseconds=1))
+        first: datetime = trigger.get_next_fire_time(None, timezone.now())
+        second: datetime = trigger.get_next_fire_time(first, first + timedelta(microseconds=1))
         return second - first
 
     def last_fire_time(self, now: datetime) -> datetime | None:

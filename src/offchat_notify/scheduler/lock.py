@@ -15,7 +15,7 @@ connects with: TLS, a unix socket, Sentinel, credentials.
 
 from __future__ import annotations
 
-import logging
+import contextlib
 import os
 import socket
 import uuid
@@ -25,8 +25,6 @@ from django.apps import apps
 
 from offchat_notify.conf import get_settings
 from offchat_notify.exceptions import NotifyConfigurationError
-
-logger = logging.getLogger(__name__)
 
 #: Claim the tick ARGV[1] (scheduled time, Unix ms) in KEYS[1] if it is past
 #: the last claimed one; remember it ARGV[2] ms. redis-py has no equivalent.
@@ -60,7 +58,9 @@ class RedisLeaderLock:
         self._claim = client.register_script(_CLAIM)
 
     @classmethod
-    def from_url(cls, url: str, ttl: float, key: str = "offchat_notify:scheduler") -> Any:
+    def from_url(
+        cls, url: str, ttl: float, key: str = "offchat_notify:scheduler"
+    ) -> RedisLeaderLock:
         """A lock on its own connection to the Redis at ``url`` (``SCHEDULER_LOCK_URL``)."""
         import redis
 
@@ -84,10 +84,9 @@ class RedisLeaderLock:
         """Give the lock up if this scheduler holds it; otherwise do nothing."""
         from redis.exceptions import LockError
 
-        try:
+        # Not held, or expired and maybe taken since: not ours to delete.
+        with contextlib.suppress(LockError):
             self.lock.release()
-        except LockError:  # not held, or expired and maybe taken: not ours to delete
-            pass
 
     def holder(self) -> str | None:
         """The token (``host:pid:random``) of the scheduler holding the lock, if any."""
