@@ -76,19 +76,7 @@ class WorkerProcess:
         }
         self.log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "django",
-                "rundramatiq",
-                "--processes",
-                str(self.processes),
-                "--threads",
-                str(self.threads),
-                "--path",
-                str(ROOT),
-                "--skip-logging",
-            ],
+            self.command(),
             cwd=ROOT,
             env=env,
             stdout=self.log,
@@ -96,6 +84,22 @@ class WorkerProcess:
             start_new_session=True,
         )
         return self
+
+    def command(self) -> list[str]:
+        """The worker's command line."""
+        return [
+            sys.executable,
+            "-m",
+            "django",
+            "rundramatiq",
+            "--processes",
+            str(self.processes),
+            "--threads",
+            str(self.threads),
+            "--path",
+            str(ROOT),
+            "--skip-logging",
+        ]
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.proc is None:
@@ -138,6 +142,54 @@ class WorkerProcess:
 
     def output(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+
+class DbTaskWorker(WorkerProcess):
+    """A real ``manage.py db_worker`` (django-tasks-db), in its own process group.
+
+    It runs the tasks of the Tasks backend ``alias`` (of tests/settings.py's
+    ``TASKS``) on ``queue``, polling every 0.1 s. ``env`` as for WorkerProcess.
+    """
+
+    def __init__(
+        self,
+        database: str,
+        log: Path,
+        *,
+        alias: str = "db",
+        queue: str = "default",
+        env: dict[str, str] | None = None,
+        application_name: str = "offchat-db-worker",
+    ) -> None:
+        super().__init__("stub", database, log, env=env, application_name=application_name)
+        self.alias = alias
+        self.queue = queue
+
+    def command(self) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "django",
+            "db_worker",
+            "--backend",
+            self.alias,
+            "--queue-name",
+            self.queue,
+            "--interval",
+            "0.1",
+            "--no-startup-delay",
+            "--no-reload",
+        ]
+
+    def wait_ready(self, timeout: float = 60) -> DbTaskWorker:
+        """Wait until the worker polls its queue."""
+        wait_for(
+            lambda: "Starting worker" in self.output(),
+            timeout=timeout,
+            what="the db_worker to start",
+            on_fail=self.output,
+        )
+        return self
 
 
 def _group_alive(pgid: int) -> bool:
@@ -374,7 +426,7 @@ def bulk_users(n: int, *, group: str | None = None) -> list[int]:
 
 def redis_broker_at(url: str) -> Any:
     """The library's Redis broker (tests/settings.py's) at ``url``, in the run's namespace."""
-    from offchat_notify.brokers import RedisBroker
+    from offchat_notify.backends.dramatiq.broker import RedisBroker
 
     return RedisBroker(url=url, namespace=settings.REDIS_NAMESPACE, middleware=broker_middleware())
 

@@ -12,6 +12,8 @@ OFFCHAT_WORKER_DATABASE      the database to use as is (the test database)
 OFFCHAT_DB_APPLICATION_NAME  PostgreSQL application_name of the connections
 TEST_OFFCHAT_NOTIFY          JSON object merged into OFFCHAT_NOTIFY
 TEST_CONN_MAX_AGE            CONN_MAX_AGE of the database, in seconds, or "none"
+TEST_DB_OPTIONS              JSON object merged into the database's OPTIONS
+TEST_LOG_LEVELS              any value: log lines start with their level name
 """
 
 from __future__ import annotations
@@ -74,6 +76,12 @@ if os.environ.get("TEST_CONN_MAX_AGE"):
 if os.environ.get("OFFCHAT_DB_APPLICATION_NAME") and "postgresql" in DATABASES["default"]["ENGINE"]:
     DATABASES["default"]["OPTIONS"] = {
         "application_name": os.environ["OFFCHAT_DB_APPLICATION_NAME"]
+    }
+if os.environ.get("TEST_DB_OPTIONS"):
+    # A JSON object merged into the database's OPTIONS (SQLite's transaction_mode, timeout).
+    DATABASES["default"]["OPTIONS"] = {
+        **DATABASES["default"].get("OPTIONS", {}),
+        **json.loads(os.environ["TEST_DB_OPTIONS"]),
     }
 
 _BROKERS = {
@@ -161,3 +169,7 @@ LOGGING = {
 if os.environ.get("OFFCHAT_WORKER_DATABASE"):
     # Worker processes log dramatiq's INFO lines too ("Worker process is ready for action.").
     LOGGING["loggers"]["dramatiq"] = {"handlers": ["console"], "level": "INFO"}
+if os.environ.get("TEST_LOG_LEVELS"):
+    # Each line starts with its level, so a test can look for ERROR lines.
+    LOGGING["formatters"] = {"levels": {"format": "%(levelname)s %(name)s: %(message)s"}}
+    LOGGING["handlers"]["console"]["formatter"] = "levels"
