@@ -29,7 +29,7 @@ from .scheduler.jobs import periodic
 if TYPE_CHECKING:
     from .api import notify, notify_admins, send_bulk_notification
 
-__version__ = "0.1.0"
+__version__ = "0.2.0.dev0"
 
 __all__ = [
     # Sending

@@ -7,7 +7,7 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.contenttypes.models import ContentType
-from django.db import IntegrityError, router, transaction
+from django.db import DatabaseError, IntegrityError, router, transaction
 from django.db.models import Model
 
 from .audience import Audience
@@ -16,6 +16,7 @@ from .conf import get_settings
 from .exceptions import InvalidNotification
 from .models import Event
 from .roles import get_role_resolver
+from .validation import json_data, saved_instance, text
 
 _MAX_CHARS = 255
 
@@ -50,7 +51,12 @@ def notify(
             and returns the first Event.
 
     Returns:
-        The :class:`~offchat_notify.models.Event`, state ``pending``.
+        The :class:`~offchat_notify.models.Event`. With a worker backend it is
+        ``pending``. With a backend that delivers in this process (``sync``,
+        ``eager``) and no transaction open, it has been delivered by the time
+        ``notify()`` returns, and says so (``state``, ``recipient_count``,
+        ``delivered_at``...); inside ``atomic()`` it is ``pending`` until the
+        transaction commits, and is brought up to date then.
 
     Raises:
         InvalidNotification: an argument is wrong; nothing was written.
@@ -66,6 +72,8 @@ def notify(
         )
     if key is not None and (not isinstance(key, str) or not key or len(key) > _MAX_CHARS):
         raise InvalidNotification("key must be a non-empty string of at most 255 characters.")
+    if key is not None:
+        text("key", key)
     backend = get_backend()
     audience.validate(get_role_resolver())
 
@@ -86,8 +94,38 @@ def notify(
 
     event_id = event.pk
 
-    transaction.on_commit(lambda: backend.after_commit(event_id), using=router.db_for_write(Event))
+    def hand_off() -> None:
+        backend.after_commit(event_id)
+        if not backend.runs_in_worker:  # delivered here and now: the Event says so
+            _refresh_state(event)
+
+    transaction.on_commit(hand_off, using=router.db_for_write(Event))
     return event
+
+
+#: The fields a delivery changes, read back after an in-process delivery.
+_STATE_FIELDS = (
+    "state",
+    "attempts",
+    "failures",
+    "recipient_count",
+    "skipped_count",
+    "last_error",
+    "updated_at",
+    "started_at",
+    "delivered_at",
+    "duration_ms",
+)
+
+
+def _refresh_state(event: Event) -> None:
+    """Bring ``event`` up to date with what its delivery wrote (one query)."""
+    try:
+        row = Event.objects.filter(pk=event.pk).values(*_STATE_FIELDS).first()
+    except DatabaseError:  # the delivery is recorded; only this copy stays behind
+        return
+    for name, value in (row or {}).items():
+        setattr(event, name, value)
 
 
 def notify_admins(verb: str, *, exclude: Any = None, **fields: Any) -> Event:
@@ -131,64 +169,22 @@ def _validated_fields(
 ) -> dict[str, Any]:
     if not isinstance(verb, str) or not verb.strip():
         raise InvalidNotification(f"verb must be a non-empty string, not {verb!r}.")
-    for name, value in (("verb", verb), ("title", title)):
-        if not isinstance(value, str) or len(value) > _MAX_CHARS:
-            raise InvalidNotification(f"{name} must be a string of at most 255 characters.")
-    if not isinstance(body, str):
-        raise InvalidNotification(f"body must be a string, not {type(body).__name__}.")
+    verb = text("verb", verb, max_length=_MAX_CHARS)
+    fields: dict[str, Any] = {
+        "verb": verb,
+        "title": text("title", title, max_length=_MAX_CHARS),
+        "body": text("body", body, lines=True),
+        "level": level,
+        "data": json_data(data),
+    }
     if level not in Event.Level.values:
         raise InvalidNotification(
             f"level must be one of {', '.join(Event.Level.values)}, not {level!r}."
         )
-    fields: dict[str, Any] = {
-        "verb": verb,
-        "title": title,
-        "body": body,
-        "level": level,
-        "data": _json_data(data),
-    }
     if actor is not None:
-        user_model = get_user_model()
-        if not isinstance(actor, user_model) or actor.pk is None:
-            raise InvalidNotification(
-                f"actor must be a saved {user_model._meta.label} instance or None, not {actor!r}."
-            )
-        fields["actor"] = actor
+        fields["actor"] = saved_instance("actor", actor, get_user_model())
     if target is not None:
-        if not isinstance(target, Model) or target.pk is None:
-            raise InvalidNotification(
-                f"target must be a saved model instance or None, not {target!r}."
-            )
+        saved_instance("target", target)
         fields["target_content_type"] = ContentType.objects.get_for_model(target)
         fields["target_object_id"] = str(target.pk)
     return fields
-
-
-def _json_data(data: Any) -> dict[str, Any]:
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise InvalidNotification(f"data must be a dict, not {type(data).__name__}.")
-    _check_json(data, "data")
-    return data
-
-
-def _check_json(value: Any, path: str) -> None:
-    if isinstance(value, dict):
-        for k, v in value.items():
-            if not isinstance(k, str):
-                raise InvalidNotification(
-                    f"{path} has a non-string key {k!r}; JSON keys are strings."
-                )
-            _check_json(v, f"{path}[{k!r}]")
-    elif isinstance(value, (list, tuple)):
-        for i, v in enumerate(value):
-            _check_json(v, f"{path}[{i}]")
-    elif isinstance(value, float):
-        if value != value or value in (float("inf"), float("-inf")):
-            raise InvalidNotification(f"{path} is {value!r}, which JSON cannot represent.")
-    elif not (value is None or isinstance(value, (str, int, bool))):
-        raise InvalidNotification(
-            f"{path} is a {type(value).__name__}, which is not JSON-serialisable. "
-            "Convert it first (for example str() for dates and UUIDs)."
-        )

@@ -17,6 +17,10 @@ from django.core.exceptions import FieldDoesNotExist
 
 from .exceptions import InvalidNotification
 from .roles import BaseRoles, spec
+from .validation import text
+
+#: The longest role name: what a Group name (and the staging table) holds.
+MAX_ROLE_LENGTH = 150
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,6 +47,12 @@ class Audience:
         """Everyone holding ``name``, as the configured role resolver defines it."""
         if not isinstance(name, str) or not name:
             raise InvalidNotification(f"A role name must be a non-empty string, not {name!r}.")
+        if len(name) > MAX_ROLE_LENGTH:
+            raise InvalidNotification(
+                f"A role name is at most {MAX_ROLE_LENGTH} characters (a Group's name), "
+                f"not {len(name)}."
+            )
+        text("A role name", name)
         return cls({"role": name})
 
     @classmethod

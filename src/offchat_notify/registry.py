@@ -27,7 +27,7 @@ import dataclasses
 import logging
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from django.apps import apps
 from django.db import router, transaction
@@ -35,9 +35,9 @@ from django.db.models import Model, signals
 from django.dispatch import Signal
 from django.utils.module_loading import autodiscover_modules
 
-from .audience import Audience
 from .conf import get_settings
 from .exceptions import AlreadyRegistered, NotRegistered, RegistrationError
+from .notice import Notice
 
 logger = logging.getLogger(__name__)
 
@@ -49,25 +49,10 @@ MODEL_EVENTS = {
 }
 
 
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class Notice:
-    """What a rule returns: the arguments of one :func:`offchat_notify.api.notify` call."""
-
-    audience: Audience
-    verb: str
-    title: str = ""
-    body: str = ""
-    level: str = "info"
-    actor: Model | None = None
-    target: Model | None = None
-    data: dict[str, Any] | None = None
-    key: str | None = None
-
-    def send(self) -> Any:
-        from .api import notify  # needs the models: not at import, before apps are ready
-
-        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        return notify(fields.pop("audience"), **fields)
+#: A rule: called with the instance (or with the signal's sender and keyword
+#: arguments), it returns the Notice to send, or None.
+_RuleFunc = Callable[..., Notice | None]
+_R = TypeVar("_R", bound=_RuleFunc)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,7 +60,7 @@ class Rule:
     """One registration: ``func`` runs on ``event`` of ``model`` (or on ``signal``)."""
 
     event: str
-    func: Callable[..., Notice | None]
+    func: _RuleFunc
     model: str | None = None  # "app_label.ModelName", for model events
     signal: Signal | None = None
     sender: Any = None
@@ -114,19 +99,19 @@ class NotificationRegistry:
 
     # Registration
 
-    def on_create(self, model: type[Model] | str) -> Callable[[Callable], Callable]:
+    def on_create(self, model: type[Model] | str) -> Callable[[_R], _R]:
         """Decorate a rule run when an instance of ``model`` is created."""
         return self._decorator("create", model=model)
 
-    def on_update(self, model: type[Model] | str) -> Callable[[Callable], Callable]:
+    def on_update(self, model: type[Model] | str) -> Callable[[_R], _R]:
         """Decorate a rule run when an existing instance of ``model`` is saved."""
         return self._decorator("update", model=model)
 
-    def on_delete(self, model: type[Model] | str) -> Callable[[Callable], Callable]:
+    def on_delete(self, model: type[Model] | str) -> Callable[[_R], _R]:
         """Decorate a rule run after an instance of ``model`` is deleted."""
         return self._decorator("delete", model=model)
 
-    def on_signal(self, signal: Signal, *, sender: Any = None) -> Callable[[Callable], Callable]:
+    def on_signal(self, signal: Signal, *, sender: Any = None) -> Callable[[_R], _R]:
         """Decorate a rule run when ``signal`` is sent (by ``sender``, if given).
 
         The rule is called with the signal's ``sender`` and keyword arguments.
@@ -135,11 +120,11 @@ class NotificationRegistry:
             raise RegistrationError(f"on_signal() takes a django.dispatch.Signal, not {signal!r}.")
         return self._decorator("signal", signal=signal, sender=sender)
 
-    def _decorator(self, event: str, **target: Any) -> Callable[[Callable], Callable]:
+    def _decorator(self, event: str, **target: Any) -> Callable[[_R], _R]:
         caller = sys._getframe(2)
         where = f"{caller.f_code.co_filename}:{caller.f_lineno}"
 
-        def register(func: Callable) -> Callable:
+        def register(func: _R) -> _R:
             self.register(func, event, where=where, **target)
             return func
 
@@ -147,7 +132,7 @@ class NotificationRegistry:
 
     def register(
         self,
-        func: Callable[..., Notice | None],
+        func: _RuleFunc,
         event: str,
         *,
         model: type[Model] | str | None = None,

@@ -22,7 +22,7 @@ from . import metrics
 from .backends import get_backend
 from .backends.base import DELIVER
 from .conf import get_settings
-from .models import Event
+from .models import DeliveryChunk, Event
 
 logger = logging.getLogger(__name__)
 
@@ -69,17 +69,48 @@ def retry(event_ids: Iterable[int]) -> list[int]:
 
 
 def _claim(qs: object, limit: int | None, *, reset_attempts: bool = False) -> list[int]:
+    """Lock a batch of ``qs``, mark it ``queued``, return the ids to send.
+
+    A ``delivering`` Event in the batch was left by an attempt that never
+    finished (its heartbeat stopped): that counts as a failure, and an Event
+    that reaches ``MAX_ATTEMPTS`` so is marked ``failed`` instead of sent.
+    """
     using = router.db_for_write(Event)
     skip_locked = connections[using].features.has_select_for_update_skip_locked
+    now = timezone.now()
     with transaction.atomic(using=using):
         locked = qs.select_for_update(skip_locked=skip_locked).order_by("pk")  # type: ignore[attr-defined]
-        ids = list(locked.values_list("pk", flat=True)[:limit])
-        fields = {"state": Event.State.QUEUED, "updated_at": timezone.now()}
+        rows = list(locked.values_list("pk", "state", "failures", "attempts")[:limit])
         if reset_attempts:
-            fields["attempts"] = 0
-            fields["failures"] = 0
-        Event.objects.filter(pk__in=ids).update(**fields)
+            ids = [pk for pk, *_ in rows]
+            Event.objects.filter(pk__in=ids).update(
+                state=Event.State.QUEUED, updated_at=now, attempts=0, failures=0
+            )
+            return ids
+        delivering = [pk for pk, state, *_ in rows if state == Event.State.DELIVERING]
+        # An Event delivered in chunks waits silently for its chunk jobs: not interrupted.
+        chunked = set(
+            DeliveryChunk.objects.filter(event_id__in=delivering).values_list("event_id", flat=True)
+        )
+        interrupted = [row for row in rows if row[0] in delivering and row[0] not in chunked]
+        given_up = [pk for pk, _s, failures, _a in interrupted if failures + 1 >= _max()]
+        for pk, _state, failures, attempts in interrupted:
+            Event.objects.filter(pk=pk).update(
+                failures=failures + 1,
+                last_error=f"Attempt {attempts} was interrupted before it finished (the worker "
+                "died, or the job hit its time limit).",
+            )
+        if given_up:
+            Event.objects.filter(pk__in=given_up).update(state=Event.State.FAILED, updated_at=now)
+            logger.error("Relay: event(s) %s interrupted too often; marked failed.", given_up)
+            metrics.failed("permanent")
+        ids = [pk for pk, *_ in rows if pk not in given_up]
+        Event.objects.filter(pk__in=ids).update(state=Event.State.QUEUED, updated_at=now)
     return ids
+
+
+def _max() -> int:
+    return get_settings().MAX_ATTEMPTS
 
 
 def _send(ids: list[int]) -> None:

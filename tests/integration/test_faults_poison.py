@@ -45,7 +45,7 @@ class RedisSide:
         self.ns = self.broker.namespace
 
     def env(self) -> dict[str, str]:
-        return worker_env(redis_url=self.url, OPTIONS={"QUEUE": self.queue})
+        return worker_env(redis_url=self.url, BACKEND="dramatiq", OPTIONS={"QUEUE": self.queue})
 
     def inject_undecodable(self) -> None:
         self.broker.do_enqueue(self.queue, str(uuid.uuid4()), UNDECODABLE)
@@ -69,7 +69,7 @@ class RabbitmqSide:
         self._dead: list[bytes] = []
 
     def env(self) -> dict[str, str]:
-        return worker_env(OPTIONS={"QUEUE": self.queue})
+        return worker_env(BACKEND="dramatiq", OPTIONS={"QUEUE": self.queue})
 
     def inject_undecodable(self) -> None:
         import pika
@@ -155,7 +155,7 @@ def test_poison_ahead_of_valid_messages_is_dead_lettered_and_the_valid_ones_deli
     output = worker.output()
     assert side.undecodable_log in output, output
     assert f"No Event {UNKNOWN_EVENT} in the database; rejecting the message." in output
-    assert "deliver_event takes one Event id (int), got args=('12',)" in output
+    assert "Not a deliver job: it takes one Event id (int), got ['12']" in output
 
 
 @pytest.mark.redis

@@ -18,7 +18,7 @@ def test_defaults_fill_in_what_is_not_set():
     assert conf.BACKEND == "dramatiq"
     assert conf.OPTIONS == {}
     assert conf.PAGE_SIZE == 10_000
-    assert conf.backend_path == "offchat_notify.backends.dramatiq.DramatiqBackend"
+    assert conf.backend_path == "offchat_notify.backends.dramatiq.backend.DramatiqBackend"
 
 
 def test_override_settings_takes_effect_at_once():
@@ -104,3 +104,32 @@ def test_a_renamed_dramatiq_key_is_not_passed_to_another_backend():
         pytest.warns(NotifyDeprecationWarning),
     ):
         assert get_backend().options == {}
+
+
+@pytest.mark.parametrize(
+    ("raw", "key"),
+    [
+        ({"STUCK_AFTER": float("nan")}, "STUCK_AFTER"),
+        ({"HEALTH_MAX_AGE": float("nan")}, "HEALTH_MAX_AGE"),
+        ({"RELAY_AFTER": float("inf")}, "RELAY_AFTER"),
+        ({"STUCK_AFTER": 0.5}, "STUCK_AFTER"),
+        ({"SCHEDULER_LOCK_TTL": 0.05}, "SCHEDULER_LOCK_TTL"),
+        ({"SCHEDULER_GRACE": 10**12}, "SCHEDULER_GRACE"),
+        ({"SCHEDULER_LOCK_URL": "localhost:6379"}, "SCHEDULER_LOCK_URL"),
+    ],
+)
+def test_seconds_must_be_finite_and_within_their_bounds(raw, key):
+    (problem,) = find_problems(raw)
+    assert (problem.id, problem.key) == ("offchat_notify.E002", key)
+
+
+def test_a_lock_url_that_is_not_one_is_refused_without_showing_it():
+    (problem,) = find_problems({"SCHEDULER_LOCK_URL": "user:s3cret@host"})
+    assert "s3cret" not in str(problem)
+
+
+def test_field_roles_refuses_a_string_for_its_roles():
+    from offchat_notify.roles import FieldRoles
+
+    with pytest.raises(NotifyConfigurationError, match=r"must be a list of role names"):
+        FieldRoles(roles="admin")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 import offchat_notify
 from tests.helpers import ROOT
 
@@ -39,5 +41,44 @@ def test_importing_the_package_touches_no_settings_or_models():
     assert out.stdout.strip() == "ok", out.stderr
 
 
-def test_version():
-    assert offchat_notify.__version__ == "0.1.0"
+def test_version_matches_the_distribution():
+    import re
+
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    (version,) = re.findall(r'^version = "([^"]+)"$', pyproject, flags=re.MULTILINE)
+    assert offchat_notify.__version__ == version
+
+
+def test_periodic_is_exported_from_the_package():
+    from offchat_notify.scheduler import periodic
+
+    assert offchat_notify.periodic is periodic
+    assert "periodic" in offchat_notify.__all__
+
+
+@pytest.mark.parametrize(
+    ("old", "name", "new"),
+    [
+        ("offchat_notify.brokers", "RedisBroker", "offchat_notify.backends.dramatiq.broker"),
+        ("offchat_notify.backends.sender", "flush", "offchat_notify.backends.dramatiq.sender"),
+        ("offchat_notify.backends.sender", "sender", "offchat_notify.backends.dramatiq.sender"),
+    ],
+)
+def test_moved_names_still_work_with_a_deprecation_warning(old, name, new):
+    import importlib
+
+    from offchat_notify.exceptions import NotifyDeprecationWarning
+
+    module = importlib.import_module(old)
+    with pytest.warns(NotifyDeprecationWarning, match=f"{old}.{name} moved to {new}.{name}"):
+        value = getattr(module, name)
+    assert value is getattr(importlib.import_module(new), name)
+    with pytest.raises(AttributeError):
+        module.nothing_here  # noqa: B018
+
+
+def test_paths_the_docs_show_keep_working():
+    from offchat_notify.roles import BaseRoles, FieldRoles, FlagRoles, GroupRoles, ListedRoles
+    from offchat_notify.scheduler import periodic
+
+    assert all([BaseRoles, FieldRoles, FlagRoles, GroupRoles, ListedRoles, periodic])

@@ -164,7 +164,7 @@ def test_list_names_the_redis_broker_connection_that_the_lock_shares(use_broker)
 
 @override_settings(OFFCHAT_NOTIFY={"BACKEND": "sync", "SCHEDULER_LOCK_URL": "amqp://mq:5672"})
 def test_a_lock_url_that_is_not_redis_stops_the_command():
-    with pytest.raises(CommandError, match=r"\['SCHEDULER_LOCK_URL'\] is not a Redis URL"):
+    with pytest.raises(CommandError, match=r"\['SCHEDULER_LOCK_URL'\]: must be a Redis URL"):
         call_command("notify_scheduler", "--list", stdout=StringIO())
 
 

@@ -157,7 +157,8 @@ def test_scheduler_lock_url_points_elsewhere_or_turns_the_lock_off(use_broker):
 
 def test_a_url_that_is_not_redis_is_a_configuration_error_that_hides_the_password():
     with (
-        override_settings(OFFCHAT_NOTIFY={"SCHEDULER_LOCK_URL": "http://:hunter2@locks:6379/0"}),
+        # A redis:// URL that passes the settings check but not redis-py's parser
+        override_settings(OFFCHAT_NOTIFY={"SCHEDULER_LOCK_URL": "redis://:hunter2@locks:port/0"}),
         pytest.raises(NotifyConfigurationError) as info,
     ):
         get_lock()

@@ -8,7 +8,7 @@ import dramatiq
 from offchat_notify import metrics
 
 from .base import DELIVER, BaseBackend
-from .dramatiq import load_actors
+from .dramatiq.backend import load_actors
 
 
 class EagerBackend(BaseBackend):

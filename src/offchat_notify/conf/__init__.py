@@ -9,9 +9,7 @@ reported identically by ``manage.py check`` and at first use.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import functools
-import math
 import warnings
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -47,6 +45,7 @@ __all__ = [
     "reset_caches",
     "settings_cache",
 ]
+
 
 @dataclasses.dataclass(frozen=True)
 class NotifySettings:
@@ -96,6 +95,7 @@ def backend_options(accepted: Any) -> dict[str, Any]:
         for key, value in get_settings().OPTIONS.items()
         if key in accepted or key in given or key not in RENAMED
     }
+
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 _caches: list[Callable[[], None]] = []

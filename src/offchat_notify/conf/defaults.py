@@ -92,7 +92,7 @@ def _merged(raw: dict[str, Any]) -> dict[str, Any]:
     merged["OPTIONS"] = options
     return merged
 
+
 def renamed_keys(raw: Any) -> list[str]:
     """The renamed keys ``raw`` still uses."""
     return [key for key in RENAMED if isinstance(raw, dict) and key in raw]
-

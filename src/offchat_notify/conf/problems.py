@@ -18,6 +18,7 @@ from .defaults import (
     _redacted,
 )
 
+
 @dataclasses.dataclass(frozen=True)
 class Problem:
     """One thing wrong with the settings, as a check and an exception report it."""
@@ -123,4 +124,3 @@ def find_problems(raw: Any) -> list[Problem]:
         if not isinstance(merged[key], dict):
             bad(key, f"must be a dict, not {type(merged[key]).__name__}.", "Default: {}.")
     return problems
-

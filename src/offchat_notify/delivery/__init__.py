@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import traceback
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 from django.db import InterfaceError, OperationalError, transaction
@@ -46,11 +47,22 @@ logger = logging.getLogger(__name__)
 Enqueue = Callable[..., None]
 
 #: Failures that retrying cannot mend.
-PERMANENT_ERRORS: tuple[type[Exception], ...] = (InvalidNotification,)
+PERMANENT_ERRORS: tuple[type[Exception], ...] = (InvalidNotification, PermanentDeliveryError)
 
 #: The database connection failed (server restarted, connection terminated,
 #: network): retrying on a new connection may succeed.
 CONNECTION_ERRORS: tuple[type[Exception], ...] = (OperationalError, InterfaceError)
+
+
+def is_lock_wait(exc: BaseException | None) -> bool:
+    """Whether ``exc`` (or what caused it) is SQLite's "database is locked": a writer
+    waited for the lock longer than its ``timeout``. Retrying mends it; it is logged
+    as a WARNING, without a traceback."""
+    while exc is not None:
+        if isinstance(exc, OperationalError) and "database is locked" in str(exc):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def deliver(event_id: int, *, enqueue: Enqueue | None = None) -> Event | None:
@@ -80,6 +92,8 @@ def deliver(event_id: int, *, enqueue: Enqueue | None = None) -> Event | None:
     if event.state == Event.State.DELIVERED:
         logger.debug("Event %s is already delivered; nothing to do.", event_id)
         return event
+    if event.state == Event.State.FAILED:  # interrupted once too often (see _claim)
+        raise PermanentDeliveryError(f"Event {event_id}: {event.last_error}")
     try:
         audience = check(event.audience)
         resolver = stage(event.pk, audience)
@@ -89,6 +103,9 @@ def deliver(event_id: int, *, enqueue: Enqueue | None = None) -> Event | None:
             return finish(event, audience)
     except Exception as exc:
         raise _failed(event, exc) from exc
+    except BaseException as exc:  # dramatiq's TimeLimitExceeded, a shutdown: record it, go on
+        _failed(event, exc)
+        raise
     for chunk in chunks:  # each writes its own range; the last one finishes the Event
         if enqueue is None:
             deliver_chunk(event.pk, chunk.index)
@@ -112,12 +129,21 @@ def deliver_chunk(event_id: int, index: int) -> bool | None:
     event = chunk.event
     audience = event.audience
     if chunk.done_at is None and event.state not in (Event.State.DELIVERED, Event.State.FAILED):
+        if chunk.attempts >= get_settings().MAX_ATTEMPTS:  # each ran, none finished or failed
+            exc = PermanentDeliveryError(
+                f"chunk {index} was started {chunk.attempts} times and never finished (its "
+                "workers died, or the job hit its time limit)"
+            )
+            raise _failed(event, exc, what=f" chunk {index}") from exc
         DeliveryChunk.objects.filter(pk=chunk.pk).update(attempts=F("attempts") + 1)
         after, until = chunking.bounds(chunk)
         try:
             _write(event_id, check(audience), resolver_for(event_id), after=after, until=until)
         except Exception as exc:
             raise _failed(event, exc, what=f" chunk {index}") from exc
+        except BaseException as exc:
+            _failed(event, exc, what=f" chunk {index}")
+            raise
         DeliveryChunk.objects.filter(pk=chunk.pk).update(done_at=timezone.now())
     if DeliveryChunk.objects.filter(event_id=event_id, done_at__isnull=True).exists():
         return False
@@ -177,30 +203,68 @@ def count_skipped(audience: Spec) -> int:
 
 
 def _claim(event_id: int) -> Event | None:
-    """Mark the Event as being delivered and count the attempt."""
+    """Mark the Event as being delivered and count the attempt.
+
+    An Event left by an attempt that never finished (see :func:`interrupted`)
+    counts a failure, so an Event that can never finish stops being retried at
+    ``MAX_ATTEMPTS``: it is then marked ``failed`` here, and not delivered.
+    """
+    conf = get_settings()
     with transaction.atomic():
         event = Event.objects.select_for_update().filter(pk=event_id).first()
         if event is None:
             logger.warning("Event %s does not exist; nothing to deliver.", event_id)
             return None
-        if event.state != Event.State.DELIVERED:
-            now = timezone.now()
-            event.state = Event.State.DELIVERING
-            event.attempts += 1
-            event.started_at = now
-            event.updated_at = now
-            event.save(update_fields=["state", "attempts", "started_at", "updated_at"])
+        if event.state == Event.State.DELIVERED:
+            return event
+        now = timezone.now()
+        fields = ["state", "attempts", "started_at", "updated_at"]
+        if interrupted(event, now):
+            event.failures += 1
+            event.last_error = (
+                f"Attempt {event.attempts} was interrupted before it finished (the worker "
+                "died, or the job hit its time limit)."
+            )
+            fields += ["failures", "last_error"]
+            metrics.failed("transient")
+            logger.warning("Event %s: %s", event_id, event.last_error)
+        event.state = Event.State.DELIVERING
+        if event.failures >= conf.MAX_ATTEMPTS:
+            event.state = Event.State.FAILED
+            metrics.failed("permanent")
+            logger.error("Event %s failed %d times; giving up.", event_id, event.failures)
+        event.attempts += 1
+        event.started_at = now
+        event.updated_at = now
+        event.save(update_fields=fields)
     return event
+
+
+def interrupted(event: Event, now: Any) -> bool:
+    """Whether ``event`` was left by an attempt that never finished: ``delivering``
+    with a heartbeat older than ``STUCK_AFTER`` (its worker was killed, ran out
+    of memory, or the job hit its time limit).
+
+    An Event delivered in chunks is not: it shows no heartbeat while its chunk
+    jobs wait in a queue, and each chunk counts its own attempts instead.
+    """
+    stale = now - timedelta(seconds=get_settings().STUCK_AFTER)
+    return (
+        event.state == Event.State.DELIVERING
+        and event.updated_at < stale
+        and not DeliveryChunk.objects.filter(event_id=event.pk).exists()
+    )
 
 
 def _unclaimed(event_id: int, exc: Exception) -> TransientDeliveryError:
     """The Event could not be claimed for a connection failure; nothing can be recorded."""
     error = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-    logger.error("Could not claim event %s (will retry): %s", event_id, error)
+    level = logging.WARNING if is_lock_wait(exc) else logging.ERROR
+    logger.log(level, "Could not claim event %s (will retry): %s", event_id, error)
     return TransientDeliveryError(f"Event {event_id}: {error}")
 
 
-def _failed(event: Event, exc: Exception, *, what: str = "") -> DeliveryError:
+def _failed(event: Event, exc: BaseException, *, what: str = "") -> DeliveryError:
     """Record a failure on the Event; return the error to raise.
 
     Failures, not attempts, count towards ``MAX_ATTEMPTS``: a delivery that
@@ -212,7 +276,8 @@ def _failed(event: Event, exc: Exception, *, what: str = "") -> DeliveryError:
     permanent = isinstance(exc, PERMANENT_ERRORS) or failures >= get_settings().MAX_ATTEMPTS
     state = Event.State.FAILED if permanent else Event.State.QUEUED
     metrics.failed("permanent" if permanent else "transient")
-    logger.error(
+    logger.log(
+        logging.WARNING if is_lock_wait(exc) and not permanent else logging.ERROR,
         "Delivering event %s%s failed (failure %d, %s): %s",
         event.pk,
         what,
@@ -227,7 +292,10 @@ def _failed(event: Event, exc: Exception, *, what: str = "") -> DeliveryError:
             last_error=error[:10_000],
             updated_at=timezone.now(),
         )
-    except Exception:  # the database itself may be what failed; the relay will see it
-        logger.exception("Could not record the failure of event %s.", event.pk)
+    except Exception as record_exc:  # the database itself may have failed; the relay sees it
+        if is_lock_wait(record_exc):
+            logger.warning("Could not record the failure of event %s: %s", event.pk, record_exc)
+        else:
+            logger.exception("Could not record the failure of event %s.", event.pk)
     cls = PermanentDeliveryError if permanent else TransientDeliveryError
     return cls(f"Event {event.pk}{what}: {error}")

@@ -23,12 +23,12 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable
 from time import monotonic
-from typing import Any
+from typing import Any, TypeVar
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import EmptyResultSet
 from django.db import IntegrityError, connections, router, transaction
-from django.db.models import F, QuerySet
+from django.db.models import F, Field, QuerySet
 from django.db.models.constants import OnConflict
 from django.utils import timezone
 
@@ -45,6 +45,8 @@ from .pages import iter_pages, next_page
 #: :meth:`PageWriter.beat`).
 HEARTBEAT = 1.0
 
+_T = TypeVar("_T")
+
 
 class PageWriter:
     """Write the pages of one Event, keep its heartbeat, count the rows added."""
@@ -56,14 +58,14 @@ class PageWriter:
         self.heartbeat = min(HEARTBEAT, stuck_after / 5)
         self._last_beat = monotonic()
 
-    def write(self, users: QuerySet) -> int:
+    def write(self, users: QuerySet[Any]) -> int:
         """Write one page of Notification rows; return how many were new."""
         added = self._insert(insert_page, users)
         self.added += added
         self.beat()
         return added
 
-    def write_first(self, users: QuerySet, count: int) -> tuple[Any, bool]:
+    def write_first(self, users: QuerySet[Any], count: int) -> tuple[Any, bool]:
         """Write the first ``count`` of ``users`` in primary-key order, in one
         statement; return the last primary key written to and whether there
         were ``count`` of them (PostgreSQL)."""
@@ -72,7 +74,7 @@ class PageWriter:
         self.beat()
         return last, found == count
 
-    def _insert(self, insert: Callable[..., Any], *args: Any) -> Any:
+    def _insert(self, insert: Callable[..., _T], *args: Any) -> _T:
         """``insert(event_id, *args)``: plain until a page meets a written row,
         which is then written again, and every later page, ignoring conflicts."""
         if not self.ignore_conflicts:
@@ -134,7 +136,7 @@ def _one_statement_pages() -> bool:
 
 
 def insert_first(
-    event_id: int, users: QuerySet, count: int, *, ignore_conflicts: bool = True
+    event_id: int, users: QuerySet[Any], count: int, *, ignore_conflicts: bool = True
 ) -> tuple[Any, int, int]:
     """PostgreSQL: write the first ``count`` of ``users`` (by primary key) in one
     statement; return the last of them, how many there were, and the rows added.
@@ -148,7 +150,9 @@ def insert_first(
         users.annotate(offchat_recipient=F("pk")).order_by("pk").values("offchat_recipient")[:count]
     )
     try:
-        select_sql, params = first.query.sql_with_params()
+        # Compiled for the database written, not the default one: quoting and
+        # placeholders differ between vendors.
+        select_sql, params = first.query.get_compiler(connection.alias).as_sql()
     except EmptyResultSet:  # a page that can hold no one: an empty id list
         return None, 0, 0
     insert, suffix = _insert_sql(connection, ignore_conflicts)
@@ -166,7 +170,7 @@ def insert_first(
     return last, found, added
 
 
-def insert_page(event_id: int, users: QuerySet, *, ignore_conflicts: bool = True) -> int:
+def insert_page(event_id: int, users: QuerySet[Any], *, ignore_conflicts: bool = True) -> int:
     """Write one page of Notification rows for ``event_id``; return how many were new.
 
     With ``ignore_conflicts=False`` a row already there raises
@@ -179,7 +183,7 @@ def insert_page(event_id: int, users: QuerySet, *, ignore_conflicts: bool = True
         return _bulk_create(event_id, users)
     select = users.annotate(offchat_recipient=F("pk")).values("offchat_recipient")
     try:
-        select_sql, params = select.query.sql_with_params()
+        select_sql, params = select.query.get_compiler(using).as_sql()
     except EmptyResultSet:  # a page that can hold no one: an empty id list
         return 0
     insert, suffix = _insert_sql(connection, ignore_conflicts)
@@ -187,7 +191,7 @@ def insert_page(event_id: int, users: QuerySet, *, ignore_conflicts: bool = True
     sql = f"{insert} SELECT %s, page.{column} FROM ({select_sql}) page {suffix}"
     with _guard(connection, ignore_conflicts), connection.cursor() as cursor:
         cursor.execute(sql, (event_id, *params))
-        added = max(cursor.rowcount, 0)
+        added: int = max(cursor.rowcount, 0)
     metrics.written(added)
     return added
 
@@ -197,7 +201,7 @@ def _insert_sql(connection: Any, ignore_conflicts: bool) -> tuple[str, str]:
     statement's conflict clause (``ON CONFLICT DO NOTHING``, or nothing)."""
     quote = connection.ops.quote_name
     meta = Notification._meta
-    fields = [meta.get_field("event"), meta.get_field("recipient")]
+    fields: list[Field[Any, Any]] = [Notification.event.field, Notification.recipient.field]
     on_conflict = OnConflict.IGNORE if ignore_conflicts else None
     insert = (
         f"{connection.ops.insert_statement(on_conflict=on_conflict)} {quote(meta.db_table)} "
@@ -214,7 +218,7 @@ def _guard(connection: Any, ignore_conflicts: bool) -> Any:
     return contextlib.nullcontext()
 
 
-def _bulk_create(event_id: int, users: QuerySet) -> int:
+def _bulk_create(event_id: int, users: QuerySet[Any]) -> int:
     ids = list(users.values_list("pk", flat=True))
     before = Notification.objects.filter(event_id=event_id).count()
     Notification.objects.bulk_create(

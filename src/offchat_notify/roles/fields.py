@@ -24,6 +24,13 @@ class FieldRoles(BaseRoles):
 
     def __init__(self, *, field: str = "role", roles: Iterable[str] | None = None) -> None:
         self.field_name = field
+        if isinstance(roles, (str, bytes)) or (
+            roles is not None and not all(isinstance(r, str) and r for r in roles)
+        ):
+            raise NotifyConfigurationError(
+                "OFFCHAT_NOTIFY['ROLE_RESOLVER_OPTIONS']['roles'] must be a list of role "
+                f'names, not {roles!r}. Write "roles": ["admin"], not "roles": "admin".'
+            )
         self.roles = frozenset(roles) if roles is not None else None
         self._cache = _CachedExistence()
         self._field()  # a field the user model lacks is a configuration error now

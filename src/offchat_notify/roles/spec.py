@@ -19,10 +19,12 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections.abc import Iterable, Iterator
+from itertools import pairwise
 from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
+from django.db import connections, router
 from django.db.models import Model, Q, QuerySet
 
 from offchat_notify.exceptions import InvalidNotification
@@ -32,32 +34,95 @@ from .base import BaseRoles, Page, Window
 Spec = dict[str, Any]
 
 
+#: The most user ids one call may name (``Audience.users``, ``exclude``). The
+#: ids are stored on the Event row and read by every job of its delivery;
+#: for more, use a role (a resolver can list any number: ``ListedRoles``).
+MAX_IDS = 100_000
+
+
 def to_pk(value: Any) -> Any:
-    """Normalise a user or a primary key to a JSON-safe primary key value."""
+    """Normalise a saved user or a primary key to a JSON-safe primary key value.
+
+    Only what names one key exactly is accepted: an ``int`` (not a bool, a
+    float or a Decimal, which would be truncated) or a ``str`` for integer
+    keys, within the key column's range; the key's own type (a UUID...) or
+    its string for other keys.
+    """
     user_model = get_user_model()
+    field = user_model._meta.pk
     if isinstance(value, Model):
         if not isinstance(value, user_model):
             raise InvalidNotification(
                 f"Expected a {user_model._meta.label} or its primary key, got a "
                 f"{value._meta.label}."
             )
+        if value.pk is None or value._state.adding:
+            raise InvalidNotification(f"{value!r} is an unsaved user; save it first.")
         value = value.pk
-    if value is None or isinstance(value, (bool, float)):
+    if field.get_internal_type() in _INT_FIELDS:
+        return _int_pk(value, field)
+    if value is None or isinstance(value, (bool, int, float, bytes)):
         raise InvalidNotification(f"{value!r} is not a user id.")
     try:
-        pk = user_model._meta.pk.to_python(value)
+        pk = field.to_python(value)
     except (ValidationError, TypeError, ValueError):
         raise InvalidNotification(
             f"{value!r} is not a valid primary key for {user_model._meta.label}."
         ) from None
-    return pk if isinstance(pk, int) else str(pk)
+    return str(pk)
+
+
+_INT_FIELDS = {
+    "AutoField",
+    "BigAutoField",
+    "SmallAutoField",
+    "IntegerField",
+    "BigIntegerField",
+    "SmallIntegerField",
+    "PositiveIntegerField",
+    "PositiveBigIntegerField",
+    "PositiveSmallIntegerField",
+}
+
+
+def _int_pk(value: Any, field: Any) -> int:
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit() and len(value) < 30:
+        value = int(value)
+    if type(value) is not int:
+        raise InvalidNotification(
+            f"{value!r} is not a user id: {field.model._meta.label} has integer keys, so "
+            "pass ints (or users)."
+        )
+    ops = connections[router.db_for_read(field.model)].ops
+    low, high = ops.integer_field_range(field.get_internal_type())
+    if (low is not None and value < low) or (high is not None and value > high):
+        raise InvalidNotification(
+            f"{value} is out of the range of {field.model._meta.label}'s primary key "
+            f"({low} to {high})."
+        )
+    return value
 
 
 def to_pks(values: Any) -> list[Any]:
-    """One user or several (instances or primary keys) as a sorted list of distinct keys."""
-    if isinstance(values, (Model, int, str)) or not isinstance(values, Iterable):
+    """One user or several (saved instances or primary keys) as a sorted list of
+    distinct keys, at most :data:`MAX_IDS`."""
+    if isinstance(values, QuerySet):
+        raise InvalidNotification(
+            "Pass user ids, not a QuerySet (it would be loaded whole into the request): "
+            "use Audience.role() for a group of users, or list(qs.values_list('pk', flat=True)) "
+            f"for at most {MAX_IDS:,} ids."
+        )
+    if isinstance(values, (Model, int, str, bytes)) or not isinstance(values, Iterable):
         values = [values]
-    return sorted({to_pk(v) for v in values})
+    pks: set[Any] = set()
+    for value in values:
+        pks.add(to_pk(value))
+        if len(pks) > MAX_IDS:
+            raise InvalidNotification(
+                f"An audience names at most {MAX_IDS:,} user ids; use a role for more "
+                "(a role resolver can list any number of users: roles.ListedRoles)."
+            )
+    return sorted(pks)
 
 
 def nodes(spec: Spec) -> Iterator[Spec]:
@@ -76,6 +141,7 @@ def check(spec: Any) -> Spec:
         raise InvalidNotification(f"An audience spec must be a non-empty dict, not {spec!r}.")
     keys = set(spec)
     if keys == {"users"} and isinstance(spec["users"], list):
+        _check_ids(spec, "users")
         return spec
     if keys == {"role"} and isinstance(spec["role"], str) and spec["role"]:
         return spec
@@ -86,9 +152,31 @@ def check(spec: Any) -> Spec:
             check(part)
         return spec
     if keys == {"exclude", "from"} and isinstance(spec["exclude"], list):
+        _check_ids(spec, "exclude")
         check(spec["from"])
         return spec
     raise InvalidNotification(f"Malformed audience spec: {spec!r}.")
+
+
+def _check_ids(spec: Spec, key: str) -> None:
+    """Refuse an id list that :func:`_ids` could not bisect: each id an int (not a
+    bool) or a non-empty str, all of one type, sorted and distinct."""
+    ids = spec[key]
+
+    def refuse(problem: str) -> InvalidNotification:
+        shown = ids if len(ids) <= 10 else f"[{', '.join(map(repr, ids[:10]))}, ...]"
+        return InvalidNotification(f"Malformed audience spec: {problem} in {key!r}: {shown}.")
+
+    for pk in ids:
+        if not (type(pk) is int or (type(pk) is str and pk)):
+            raise refuse(f"{pk!r} is not a user id (an int or a non-empty str)")
+    if len({type(pk) for pk in ids}) > 1:
+        raise refuse("the list mixes ints and strings")
+    for before, after in pairwise(ids):
+        if before == after:
+            raise refuse(f"the list is not distinct ({before!r} twice)")
+        if before > after:
+            raise refuse(f"the list is not sorted ({before!r} before {after!r})")
 
 
 def describe(spec: Spec) -> str:

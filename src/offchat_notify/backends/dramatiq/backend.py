@@ -1,11 +1,4 @@
-"""The ``dramatiq`` backend: jobs go to Dramatiq actors, run by ``manage.py rundramatiq``.
-
-Everything Dramatiq-specific lives in this package: the backend, the
-background sender (``sender``), the dead-lettering Redis broker (``broker``),
-broker statistics (``stats``) and the checks of ``DRAMATIQ_BROKER``
-(``checks``). The actors themselves are in :mod:`offchat_notify.tasks`, where
-``rundramatiq`` finds them.
-"""
+"""The dramatiq backend: jobs go to Dramatiq actors, run by ``manage.py rundramatiq``."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Broker sends off the request thread: ``OFFCHAT_NOTIFY["DISPATCH"] = "background"``.
+"""Broker sends off the request thread: ``OFFCHAT_NOTIFY["OPTIONS"]["DISPATCH"] = "background"``.
 
 With the ``dramatiq`` backend, ``notify()``'s on-commit callback normally
 sends the Event id to the broker itself, so the request waits for one broker
@@ -11,7 +11,7 @@ What it costs: the send is no longer done when the response leaves. An id
 still queued when the process dies is not lost, only late: its Event stays
 ``pending`` and the relay sends it after ``RELAY_AFTER``. At a normal exit,
 :func:`flush` runs (atexit) and waits up to :data:`EXIT_TIMEOUT` for the queue
-to drain. Broker errors are handled in the thread, by ``ON_BROKER_ERROR``
+to drain. Broker errors are handled in the thread, by the ``ON_BROKER_ERROR`` option
 (``"defer"`` or ``"sync"``; ``"raise"`` has no caller to raise to and is
 refused with this mode).
 """
@@ -119,7 +119,7 @@ sender = BackgroundSender()
 def flush(timeout: float | None = None) -> bool:
     """Wait for the background sends of this process; return whether all were sent.
 
-    For tests that use ``DISPATCH = "background"`` with a stub broker: call it
+    For tests that use the ``DISPATCH = "background"`` option with a stub broker: call it
     after the commit, before looking at the broker's queue.
     """
     return sender.flush(timeout)

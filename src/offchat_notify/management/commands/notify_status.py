@@ -8,6 +8,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
+from offchat_notify.backends import get_backend
 from offchat_notify.ops.status import Status, snapshot
 
 
@@ -46,7 +47,11 @@ class Command(BaseCommand):
         out = [self.style.MIGRATE_HEADING(f"offchat-notify status at {s.taken_at}")]
         out.append(f"Backend: {s.backend}")
         if s.broker is None:
-            out.append("Broker: none (the backend delivers in-process)")
+            out.append(
+                "Queue: not reported by this backend"
+                if get_backend().runs_in_worker
+                else "Broker: none (the backend delivers in-process)"
+            )
         elif not s.broker.reachable:
             out.append(
                 self.style.ERROR(f"Broker: {s.broker.kind}, NOT REACHABLE: {s.broker.error}")
