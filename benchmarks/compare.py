@@ -13,7 +13,7 @@ callbacks included in the timed region. The ways (``KINDS``):
 - ``sync``, ``eager``, ``redis``, ``rabbitmq``: ``notify_admins()`` on
   offchat-notify's sync and eager backends, and on dramatiq with Redis and
   with RabbitMQ;
-- ``redis_bg``: dramatiq on Redis with ``DISPATCH = "background"``: the send
+- ``redis_bg``: dramatiq on Redis with ``OPTIONS["DISPATCH"] = "background"``: the send
   happens in the library's sender thread. The timed region ends when the
   request would return; the send is then waited for outside it, so it never
   overlaps another variant's timed call.
@@ -114,18 +114,25 @@ class RequestPath:
         from benchmarks.peers import notify_admins_bulk
         from offchat_notify import notify_admins
         from offchat_notify.backends import get_backend
-        from offchat_notify.backends.sender import flush
+        from offchat_notify.backends.dramatiq.sender import flush
         from offchat_notify.roles import get_role_resolver
 
         kind, role, sender = variant.kind, variant.role, self.sender
         backend = BACKENDS.get(kind, "dramatiq")
         dispatch = "background" if kind == "redis_bg" else "inline"
+        # QUEUE and DISPATCH are options of the dramatiq backends only: the
+        # sync and eager backends take no OPTIONS.
+        options = (
+            {}
+            if kind in ("sync", "eager")
+            else {**self.notify_base.get("OPTIONS", {}), "DISPATCH": dispatch}
+        )
         with override_settings(
             OFFCHAT_NOTIFY={
                 **self.notify_base,
                 "BACKEND": backend,
                 "ADMIN_ROLE": role,
-                "DISPATCH": dispatch,
+                "OPTIONS": options,
             }
         ):
             get_backend()
@@ -154,8 +161,14 @@ class RequestPath:
     def run(self, log: Any) -> list[dict[str, Any]]:
         from django.contrib.auth.models import User
 
+        from offchat_notify.backends import get_backend
+
         plan = self.plan
         self.sender = User.objects.get(username="sender")
+        # The actors take their queue (OPTIONS["QUEUE"]) when first declared: declare
+        # them now, under the run's settings, not under the eager variant's, which
+        # has no OPTIONS.
+        get_backend()
         # Warm-up: one call, a second one to measure the variant unless the first took
         # a second or more (the first opens connections); fast ones get ten more.
         for variant in self.variants:

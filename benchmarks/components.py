@@ -42,7 +42,7 @@ def notify_probes(
     from offchat_notify.backends import get_backend
     from offchat_notify.models import Event
     from offchat_notify.roles import get_role_resolver
-    from offchat_notify.tasks import deliver_event
+    from offchat_notify.backends.dramatiq.actors import deliver_event
 
     broker = dramatiq.get_broker()
     target = Message.objects.create(sender=sender, text=text)
@@ -126,6 +126,6 @@ def notify_probes(
             "`deliver_event.message(id).encode()` (no I/O)",
             lambda: deliver_event.message(event.pk).encode(),
         ),
-        Probe("`deliver_event.send(id)` (= backend.dispatch)", send),
+        Probe("`deliver_event.send(id)` (= backend.after_commit)", send),
         Probe("`notify_admins(...)` alone (no Message save)", notify),
     ]

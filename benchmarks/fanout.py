@@ -5,7 +5,7 @@ group of N users (``admin-N``, populated set-based by services.populate):
 
 - ``offchat``: ``offchat_notify.delivery.deliver`` of an Event for the role,
   with ``PARALLEL_CHUNK=None`` (the whole audience in this one job) and the
-  default ``CHUNK_SIZE``;
+  default ``PAGE_SIZE``;
 - ``listed``: the same, with a resolver that can only list the members' ids
   (``benchmarks.chat.roles.GroupListedRoles``): offchat-notify stages them
   (``COPY`` on PostgreSQL) before its set-based inserts;
@@ -99,7 +99,7 @@ def one_run(
         object_id = message.pk
     else:
         object_id = Event.objects.create(audience={"role": role}, verb=VERB).pk
-    notify = {**spec["notify"], "BACKEND": "sync", "PARALLEL_CHUNK": None}
+    notify = {**spec["notify"], "BACKEND": "sync", "OPTIONS": {}, "PARALLEL_CHUNK": None}
     if method == "listed":
         notify["ROLE_RESOLVER"] = "benchmarks.chat.roles.GroupListedRoles"
     job_spec = {**spec, "notify": notify}

@@ -10,10 +10,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from celery import Celery
 
+from offchat_notify.backends.base import DELIVER
 from offchat_notify.backends.dramatiq import DramatiqBackend
 
 celery_app = Celery("offchat_bench", task_cls="celery.contrib.django.task:DjangoTask")
@@ -52,7 +54,7 @@ def rabbit_actor() -> Any:
         from django.utils.module_loading import import_string
         from dramatiq.brokers.rabbitmq import RabbitmqBroker
 
-        from offchat_notify.tasks import deliver_event
+        from offchat_notify.backends.dramatiq.actors import deliver_event
 
         middleware = [import_string(path)() for path in settings.DRAMATIQ_BROKER["MIDDLEWARE"]]
         broker = RabbitmqBroker(url=settings.BENCH_RABBITMQ_URL, middleware=middleware)
@@ -68,7 +70,12 @@ def rabbit_actor() -> Any:
 
 
 class RabbitBackend(DramatiqBackend):
-    """``OFFCHAT_NOTIFY["BACKEND"] = "benchmarks.peers.RabbitBackend"``: dramatiq on RabbitMQ."""
+    """``OFFCHAT_NOTIFY["BACKEND"] = "benchmarks.peers.RabbitBackend"``: dramatiq on RabbitMQ.
 
-    def __init__(self) -> None:
-        self.actor = rabbit_actor()
+    Only the delivery job (``deliver``) goes to RabbitMQ; the other jobs keep
+    their actors on the global broker.
+    """
+
+    def __init__(self, options: Mapping[str, Any] | None = None) -> None:
+        super().__init__(options)
+        self.actors = {**self.actors, DELIVER: rabbit_actor()}

@@ -132,7 +132,7 @@ def main() -> int:
             "namespace": name,
             "apps": services.APPS,
             "broker": "offchat_notify.backends.dramatiq.broker.RedisBroker",
-            "notify": {"BACKEND": "dramatiq", "QUEUE": name},
+            "notify": {"BACKEND": "dramatiq", "OPTIONS": {"QUEUE": name}},
             "BENCH_RABBITMQ_URL": args.rabbitmq_url,
         }
         harness.configure_django(**spec)
