@@ -24,7 +24,7 @@ from .exceptions import (
     TransientDeliveryError,
     UnknownRole,
 )
-from .scheduler.jobs import periodic
+from .schedule.jobs import periodic
 
 if TYPE_CHECKING:
     from .api import notify, notify_admins, send_bulk_notification

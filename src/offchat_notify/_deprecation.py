@@ -7,6 +7,8 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
+from .exceptions import NotifyDeprecationWarning
+
 
 def moved(module: str, names: dict[str, str]) -> Callable[[str], Any]:
     """A module ``__getattr__`` serving ``names`` (old name -> new module) from their
@@ -15,8 +17,6 @@ def moved(module: str, names: dict[str, str]) -> Callable[[str], Any]:
     def __getattr__(name: str) -> Any:
         if name not in names:
             raise AttributeError(f"module {module!r} has no attribute {name!r}")
-        from .exceptions import NotifyDeprecationWarning
-
         warnings.warn(
             f"{module}.{name} moved to {names[name]}.{name}; the old path will stop "
             "working in 0.3.",

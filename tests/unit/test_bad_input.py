@@ -35,7 +35,9 @@ def test_an_unsaved_actor_is_refused_before_it_breaks_the_commit():
 
 
 def test_an_unsaved_target_with_a_default_uuid_key_is_refused():
-    refused("target must be a saved .* is an unsaved testapp.Document", target=Document(title="draft"))
+    refused(
+        "target must be a saved .* is an unsaved testapp.Document", target=Document(title="draft")
+    )
 
 
 def test_an_unsaved_user_in_an_audience_is_refused():

@@ -13,8 +13,8 @@ from django.utils import timezone
 from offchat_notify import Audience
 from offchat_notify.models import Event, Notification
 from offchat_notify.retention import purge, purge_orphans
+from offchat_notify.schedule.runs import run_job
 from offchat_notify.scheduler import get_jobs
-from offchat_notify.scheduler.runs import run_job
 
 pytestmark = pytest.mark.django_db
 

@@ -19,8 +19,8 @@ from dramatiq.brokers.stub import StubBroker
 from offchat_notify.backends import get_backend
 from offchat_notify.backends.base import RUN_JOB
 from offchat_notify.exceptions import NotifyConfigurationError, PoisonMessage
+from offchat_notify.schedule.runs import run_job
 from offchat_notify.scheduler.lock import NoLock
-from offchat_notify.scheduler.runs import run_job
 from tests.helpers import broker_middleware
 from tests.testapp import jobs as testjobs
 

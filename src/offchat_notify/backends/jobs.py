@@ -11,7 +11,7 @@ from typing import Any
 
 from offchat_notify import delivery
 from offchat_notify.exceptions import PoisonMessage
-from offchat_notify.scheduler import runs
+from offchat_notify.schedule import runs
 
 from .base import DELIVER, DELIVER_CHUNK, RUN_JOB
 

@@ -159,13 +159,13 @@ def _write(using: str, event_id: int, role: str, ids: Iterator[Any]) -> tuple[in
 def _psycopg3(connection: Any) -> bool:
     from django.db.backends.postgresql.psycopg_any import is_psycopg3
 
-    return is_psycopg3
+    return bool(is_psycopg3)
 
 
 def _columns(connection: Any) -> str:
     quote = connection.ops.quote_name
-    meta = StagedMember._meta
-    return ", ".join(quote(meta.get_field(f).column) for f in ("event", "role", "user"))
+    fields = (StagedMember.event.field, StagedMember.role.field, StagedMember.user.field)
+    return ", ".join(quote(f.column) for f in fields)
 
 
 def _insert(connection: Any, event_id: int, role: str, ids: list[Any]) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.db import models
 from django.db.models.functions import Now
@@ -12,8 +14,9 @@ from .events import Event
 
 
 class NotificationQuerySet(models.QuerySet["Notification"]):
-    def for_user(self, user: object) -> NotificationQuerySet:
-        """Notifications addressed to ``user`` (a user instance or a primary key)."""
+    def for_user(self, user: Any) -> NotificationQuerySet:
+        """Notifications addressed to ``user`` (an instance of the user model or a
+        primary key)."""
         return self.filter(recipient=user)
 
     def unread(self) -> NotificationQuerySet:

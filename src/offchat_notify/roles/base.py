@@ -102,7 +102,7 @@ class BaseRoles:
         if cls.window_filter is not BaseRoles.window_filter:  # Removed in 0.3
             _deprecated(cls, "window_filter(role, window)")
             legacy = _LegacyWindow(window)
-            q = self.window_filter(role, legacy)  # type: ignore[arg-type]
+            q = self.window_filter(role, legacy)
             return Page(q, legacy.upper, legacy.most)
         return Page(self.filter(role))
 

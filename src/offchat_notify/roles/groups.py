@@ -8,7 +8,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.core.exceptions import FieldDoesNotExist
 from django.db import connections
-from django.db.models import Count, F, Max, Min, Q
+from django.db.models import Count, F, ManyToManyField, Max, Min, Q
 
 from offchat_notify.exceptions import NotifyConfigurationError
 
@@ -163,7 +163,8 @@ class GroupRoles(BaseRoles):
 def _membership() -> tuple[Any, str, str]:
     """The user-group membership model and its user and group id columns."""
     field = get_user_model()._meta.get_field("groups")
-    through = field.remote_field.through
+    assert isinstance(field, ManyToManyField)  # GroupRoles() checked that users have groups
+    through: Any = field.remote_field.through  # the user model's, known at run time only
     user = through._meta.get_field(field.m2m_field_name()).attname
     group = through._meta.get_field(field.m2m_reverse_field_name()).attname
     return through, user, group

@@ -1,13 +1,13 @@
-"""Periodic jobs, and the process that runs them (``manage.py notify_scheduler``).
+"""The scheduler process, ``manage.py notify_scheduler``: :mod:`.loop` ticks the
+jobs while :mod:`.lock` makes it the one active scheduler.
 
-Host projects use :func:`periodic` (also importable from ``offchat_notify``).
-:mod:`.jobs` says what runs when and :mod:`.runs` runs one; :mod:`.loop` and
-:mod:`.lock` are the scheduler process and its single-leader lock, imported
-only by the command.
+What runs when is :mod:`offchat_notify.schedule`; :func:`periodic` is
+importable from here too (and from ``offchat_notify``), where 0.1's docs
+showed it.
 """
 
 from __future__ import annotations
 
-from .jobs import BUILTIN_JOBS, Job, get_jobs, periodic
+from offchat_notify.schedule.jobs import BUILTIN_JOBS, Job, get_jobs, periodic
 
 __all__ = ["BUILTIN_JOBS", "Job", "get_jobs", "periodic"]

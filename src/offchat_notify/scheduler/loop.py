@@ -1,7 +1,7 @@
 """The scheduler process: standby until it holds the leader lock, then tick.
 
-Used by ``manage.py notify_scheduler``; separate from :mod:`.jobs` (what runs
-when) so that the process machinery stays out of host imports.
+Used by ``manage.py notify_scheduler``; separate from :mod:`offchat_notify.schedule`
+(what runs when) so that the process machinery stays out of host imports.
 """
 
 from __future__ import annotations
@@ -18,8 +18,7 @@ from django.utils import timezone
 from offchat_notify.backends import get_backend
 from offchat_notify.backends.base import RUN_JOB
 from offchat_notify.conf import get_settings
-
-from .jobs import Job
+from offchat_notify.schedule.jobs import Job
 
 logger = logging.getLogger(__name__)
 

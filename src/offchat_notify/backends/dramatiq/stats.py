@@ -82,9 +82,10 @@ def _rabbitmq(broker: Any, queues: list[str]) -> BrokerStats:
     for q in queues:
         # dramatiq's own call; it declares the queues (as a worker would) when
         # no worker has yet, instead of failing a passive declaration.
-        counts = broker.get_queue_message_counts(q)
+        ready, delayed, dead = broker.get_queue_message_counts(q)
         frame = broker.channel.queue_declare(queue=q, passive=True)
-        stats.queues.append(QueueStats(q, *counts, consumers=frame.method.consumer_count))
+        consumers = frame.method.consumer_count
+        stats.queues.append(QueueStats(q, ready, delayed, dead, consumers=consumers))
     return stats
 
 
