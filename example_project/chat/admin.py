@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from django.contrib import admin
@@ -9,6 +10,15 @@ from django.http import HttpRequest
 from .models import Conversation, Flag, Message
 
 # offchat-notify registers its own Event and Notification admins.
+
+# django-dramatiq registers an admin for its Task model, which only its
+# AdminMiddleware fills (and offchat-notify does not need it): without that
+# middleware the list is always empty, so it is not shown here.
+with contextlib.suppress(ImportError):  # django-dramatiq not installed: nothing to hide
+    from django_dramatiq.models import Task
+
+    if admin.site.is_registered(Task):
+        admin.site.unregister(Task)
 
 
 @admin.register(Conversation)
@@ -61,7 +71,13 @@ class MessageAdmin(admin.ModelAdmin):
     def flags(self, message: Message) -> int:
         return message.flag_count  # type: ignore[attr-defined]
 
-    @admin.action(description="Clear the flags of the selected messages")
+    def has_clear_flags_permission(self, request: HttpRequest) -> bool:
+        """Clearing deletes Flag rows: it takes the permission to delete flags."""
+        return request.user.has_perm("chat.delete_flag")
+
+    @admin.action(
+        description="Clear the flags of the selected messages", permissions=["clear_flags"]
+    )
     def clear_flags(self, request: HttpRequest, queryset: QuerySet[Message]) -> None:
         ids = list(queryset.values_list("pk", flat=True))
         deleted, _ = Flag.objects.filter(message_id__in=ids).delete()

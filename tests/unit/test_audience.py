@@ -62,6 +62,37 @@ def test_from_spec_refuses_malformed_specs():
     assert Audience.from_spec({"exclude": [1], "from": {"role": "a"}}).spec["exclude"] == [1]
 
 
+@pytest.mark.parametrize(
+    ("spec", "problem"),
+    [
+        ({"users": [True]}, "True is not a user id"),
+        ({"users": [1, None]}, "None is not a user id"),
+        ({"users": [1.5]}, "1.5 is not a user id"),
+        ({"users": [""]}, "'' is not a user id"),
+        ({"users": [[1]]}, "[1] is not a user id"),
+        ({"users": [1, "2"]}, "mixes ints and strings"),
+        ({"users": [3, 1]}, "not sorted"),
+        ({"users": [1, 1]}, "not distinct"),
+        ({"users": ["b", "a"]}, "not sorted"),
+        ({"exclude": [2, 2], "from": {"role": "a"}}, "not distinct"),
+        ({"exclude": [False], "from": {"role": "a"}}, "False is not a user id"),
+        ({"union": [{"role": "a"}, {"users": [5, 4]}]}, "not sorted"),
+    ],
+)
+def test_from_spec_refuses_id_lists_the_paging_cannot_bisect(spec, problem):
+    with pytest.raises(InvalidNotification, match="Malformed audience spec") as error:
+        Audience.from_spec(spec)
+    assert problem in str(error.value)
+
+
+def test_from_spec_takes_sorted_distinct_int_or_string_ids():
+    assert Audience.from_spec({"users": []}).spec == {"users": []}
+    assert Audience.from_spec({"users": [1, 2, 10]}).spec == {"users": [1, 2, 10]}
+    assert Audience.from_spec({"users": ["a", "b"]}).spec == {"users": ["a", "b"]}
+    spec = {"exclude": [3], "from": {"union": [{"users": [1, 3]}, {"role": "x"}]}}
+    assert Audience.from_spec(spec).spec == spec
+
+
 def test_union_and_exclusion_resolve_without_duplicates(make_users):
     admins = make_users(4, group="admin")
     staff = make_users(2, is_staff=True)

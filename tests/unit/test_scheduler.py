@@ -13,8 +13,8 @@ from django.test import override_settings
 
 from offchat_notify.checks import check_schedule, check_scheduler_lock
 from offchat_notify.exceptions import NotifyConfigurationError
-from offchat_notify.scheduler import Job, get_jobs, periodic
 from offchat_notify.schedule import jobs as scheduler_jobs
+from offchat_notify.scheduler import Job, get_jobs, periodic
 from tests.testapp import jobs as testjobs
 
 RELAY = Job("relay", "offchat_notify.relay.relay", every=timedelta(seconds=5))

@@ -9,22 +9,26 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, connections
+from django.db import DEFAULT_DB_ALIAS, connections, router
 from django.db.migrations.executor import MigrationExecutor
 
 from offchat_notify.backends import get_backend
 from offchat_notify.backends.base import ERROR, OK, WARNING, Finding
 from offchat_notify.backends.dramatiq.diagnosis import start_command
 from offchat_notify.checks import (
+    SQLITE_TIMEOUT,
     check_deploy,
     check_schedule,
     check_scheduler_lock,
     check_settings,
+    check_sqlite,
 )
 from offchat_notify.conf import get_settings
-from offchat_notify.models import JobRun
-from offchat_notify.scheduler.jobs import get_jobs
+from offchat_notify.models import Event, JobRun, Notification
+from offchat_notify.schedule.jobs import get_jobs
 from offchat_notify.scheduler.lock import get_lock
+
+from .status import holder_label
 
 __all__ = ["ERROR", "OK", "WARNING", "Finding", "diagnose"]
 
@@ -50,8 +54,10 @@ def diagnose() -> Iterator[Finding]:
     if not settings.DEBUG:
         for message in check_deploy() + check_scheduler_lock():
             yield Finding(WARNING, f"{message.id}: {message.msg}", message.hint or "")
-    yield from get_backend().diagnose()
-    yield from _scheduler()
+    backend = get_backend()
+    yield from _sqlite(backend.runs_in_worker)
+    yield from backend.diagnose()
+    yield from _scheduler(backend.runs_in_worker)
 
 
 def _unapplied_migrations() -> list[str]:
@@ -60,7 +66,39 @@ def _unapplied_migrations() -> list[str]:
     return [f"{m.app_label}.{m.name}" for m, _backwards in plan]
 
 
-def _scheduler() -> Iterator[Finding]:
+def _sqlite(runs_in_worker: bool) -> Iterator[Finding]:
+    """SQLite: fine for development; in production, and for workers, what it needs."""
+    aliases = sorted({router.db_for_write(model) for model in (Event, Notification)})
+    for alias in aliases:
+        if connections[alias].vendor != "sqlite":
+            continue
+        if settings.DEBUG:
+            yield Finding(
+                OK,
+                f"the database {alias!r} is SQLite: fine for development; production needs "
+                "PostgreSQL",
+            )
+        else:
+            yield Finding(
+                WARNING,
+                f"the database {alias!r} is SQLite, with DEBUG off: production needs PostgreSQL",
+                "Use PostgreSQL (ENGINE 'django.db.backends.postgresql'): SQLite takes one "
+                "writer at a time, so notify() and the deliveries wait for each other.",
+            )
+    if not runs_in_worker or not any(connections[a].vendor == "sqlite" for a in aliases):
+        return
+    problems = check_sqlite()  # W010, with the exact OPTIONS to set
+    for message in problems:
+        yield Finding(WARNING, f"{message.id}: {message.msg}", message.hint or "")
+    if not problems:
+        yield Finding(
+            OK,
+            "the workers wait for SQLite's write lock (IMMEDIATE transactions, "
+            f"timeout {SQLITE_TIMEOUT} s)",
+        )
+
+
+def _scheduler(runs_in_worker: bool) -> Iterator[Finding]:
     jobs = get_jobs()
     if not jobs:
         return
@@ -76,14 +114,22 @@ def _scheduler() -> Iterator[Finding]:
         finally:
             lock.close()
         if holder is None:
+            # Without workers, the relay only re-sends what an in-process delivery
+            # left undone: a missing scheduler is no emergency.
             yield Finding(
-                ERROR,
+                ERROR if runs_in_worker else WARNING,
                 "no scheduler is running (nobody holds the scheduler lock): the relay and "
                 "retention do not run",
-                "Start one: python manage.py notify_scheduler",
+                "Start one: python manage.py notify_scheduler"
+                + (
+                    ""
+                    if runs_in_worker
+                    else f" (with the {get_settings().BACKEND} backend, the relay only "
+                    "re-sends Events whose delivery failed or was cut off)"
+                ),
             )
         else:
-            yield Finding(OK, f"scheduler {holder} is active")
+            yield Finding(OK, f"a scheduler is active on {holder_label(holder)}")
     else:
         yield Finding(
             WARNING,

@@ -105,6 +105,16 @@ def scheduler_holder() -> str:
         lock.close()
 
 
+def holder_label(holder: str) -> str:
+    """``host vm, pid 15795`` for a lock holder's token (``vm:15795:e820968e``);
+    anything else (``none (...)``, ``unknown (...)``) as it is."""
+    host, _, rest = holder.partition(":")
+    pid = rest.partition(":")[0]
+    if not host or not pid.isdigit() or " " in holder:
+        return holder
+    return f"host {host}, pid {pid}"
+
+
 def snapshot() -> Status:
     since = timezone.now() - RATE_WINDOW
     recent = (

@@ -9,10 +9,16 @@ database answers, the broker answers (dramatiq backend) and no Event has been
 waiting longer than ``OFFCHAT_NOTIFY["HEALTH_MAX_AGE"]`` seconds; 503 with
 ``"status": "fail"`` otherwise. It shows counts and ages only: no hosts, URLs,
 credentials or payloads.
+
+The answer is computed at most once every :data:`CACHE_SECONDS` per process
+(see :func:`cached_answer`), so a monitor polling every second, or several,
+costs the database and the broker one round of queries every few seconds.
 """
 
 from __future__ import annotations
 
+import threading
+from time import monotonic
 from typing import Any
 
 from django.db import connections, router
@@ -21,15 +27,66 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
 from offchat_notify import metrics as notify_metrics
-from offchat_notify.conf import get_settings
+from offchat_notify.conf import get_settings, settings_cache
 from offchat_notify.models import Event
 
 from .status import broker_stats, oldest_pending_age
+
+#: How long one process reuses a health answer, in seconds.
+CACHE_SECONDS = 5.0
+
+
+class _Cache:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.at = 0.0
+        self.answer: tuple[dict[str, Any], int] | None = None
+
+
+@settings_cache
+def _cache() -> _Cache:
+    """This process's cached answer: a new, empty one whenever the settings change."""
+    return _Cache()
 
 
 @never_cache
 @require_safe
 def health(request: HttpRequest) -> JsonResponse:
+    """200 or 503 with the checks, as computed at most :data:`CACHE_SECONDS` ago.
+
+    ``GET`` and ``HEAD`` (headers only); other methods get 405. The response
+    itself is never cached downstream (``Cache-Control: max-age=0, no-cache...``).
+    """
+    body, status = cached_answer()
+    return JsonResponse(body, status=status)
+
+
+def cached_answer() -> tuple[dict[str, Any], int]:
+    """The health answer (body, status code), computed at most once per
+    :data:`CACHE_SECONDS` in this process.
+
+    A cache in this module's memory, not Django's cache framework, on
+    purpose: the health check must not depend on a cache server (often the
+    same Redis as the broker, so it would fail with what it checks, and a
+    ``CACHES`` entry is not required by this app), and a per-process answer
+    a few seconds old is what a monitor needs. It is emptied, like the other
+    caches derived from the settings, when ``OFFCHAT_NOTIFY`` changes. The lock makes
+    concurrent requests wait for one computation instead of each running
+    the queries: a burst of probes costs one round, whatever the number of
+    threads. Each process (gunicorn worker) computes its own answer.
+    """
+    cache = _cache()
+    with cache.lock:
+        now = monotonic()
+        answer = cache.answer
+        if answer is None or now - cache.at >= CACHE_SECONDS:
+            answer = compute()
+            cache.answer, cache.at = answer, now
+        return answer
+
+
+def compute() -> tuple[dict[str, Any], int]:
+    """Run the checks now: the body and the status code of the answer."""
     checks: dict[str, Any] = {}
     healthy = True
     try:
@@ -38,7 +95,7 @@ def health(request: HttpRequest) -> JsonResponse:
         checks["database"] = "ok"
     except Exception:
         checks["database"] = "unreachable"
-        return JsonResponse({"status": "fail", "checks": checks}, status=503)
+        return {"status": "fail", "checks": checks}, 503
 
     broker = broker_stats(detail=False)
     if broker is None:
@@ -61,9 +118,7 @@ def health(request: HttpRequest) -> JsonResponse:
     }
     checks["failed"] = Event.objects.filter(state=Event.State.FAILED).count()
     healthy &= backlog_ok
-    return JsonResponse(
-        {"status": "ok" if healthy else "fail", "checks": checks}, status=200 if healthy else 503
-    )
+    return {"status": "ok" if healthy else "fail", "checks": checks}, 200 if healthy else 503
 
 
 @never_cache
