@@ -34,9 +34,19 @@ version = release = __version__
 extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.napoleon",
+    # Markdown, for changelog.rst, which includes CHANGELOG.md (written once, there).
+    "myst_parser",
 ]
-exclude_patterns = ["_build"]
+# performance/performance.md is the benchmark report that benchmarks/run_all.py
+# writes (performance.rst shows its figures), not a page of its own.
+exclude_patterns = ["_build", "performance/*.md"]
 nitpicky = True
+
+# -- MyST (Markdown) ---------------------------------------------------------
+
+# GitHub's anchors for the changelog's headings, so that a link such as
+# [0.1.0](#010) resolves on GitHub and here alike.
+myst_heading_anchors = 3
 
 # -- autodoc / napoleon ----------------------------------------------------
 
@@ -51,6 +61,9 @@ napoleon_numpy_docstring = False
 nitpick_ignore = [
     ("py:class", "collections.abc.Callable"),
     ("py:class", "collections.abc.Iterable"),
+    ("py:class", "collections.abc.Iterator"),
+    ("py:class", "collections.abc.Mapping"),
+    ("py:class", "collections.abc.Sequence"),
     ("py:class", "datetime.timedelta"),
     ("py:class", "django.core.checks.messages.CheckMessage"),
     ("py:class", "django.db.models.base.Model"),
@@ -59,12 +72,11 @@ nitpick_ignore = [
     ("py:class", "django.http.request.HttpRequest"),
     ("py:class", "django.http.response.HttpResponse"),
     ("py:class", "django.http.response.JsonResponse"),
-    # BaseRoles.window_filter's signature names Window, imported for type
-    # checking only (audience imports roles); autodoc then leaves its names
-    # unqualified. Window itself is documented in api.rst.
-    ("py:class", "Window"),
-    ("py:class", "Q"),
 ]
+
+# Private type variables and aliases in signatures (``registry._R``): not
+# documented, on purpose.
+nitpick_ignore_regex = [("py:class", r"offchat_notify(\.\w+)*\._\w+")]
 
 # -- HTML ------------------------------------------------------------------
 
