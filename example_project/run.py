@@ -29,6 +29,8 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from redact import redact_url  # beside this file
+
 HERE = Path(__file__).resolve().parent
 WINDOWS = os.name == "nt"
 #: How long children get to stop on their own before they are killed.
@@ -132,7 +134,7 @@ def describe_mode(redis_url: str, backend: str) -> list[str]:
     """The start banner's lines about the backend: which mode, and how to get the other."""
     if redis_url:
         lines = [
-            f"Mode: Redis ({redis_url}), backend {backend}.",
+            f"Mode: Redis ({redact_url(redis_url)}), backend {backend}.",
             "  The web server writes each Event; a separate Dramatiq worker process",
             "  (manage.py rundramatiq) delivers it. Unset REDIS_URL to run without Redis.",
             "  manage.py notify_scheduler runs the relay and retention (a worker runs them).",
@@ -167,12 +169,14 @@ def find_problem(redis_url: str, host: str, port: int) -> str | None:
     if redis_url:
         parts = urlsplit(redis_url)
         if parts.scheme in ("redis", "rediss"):
-            address = (parts.hostname or "127.0.0.1", parts.port or 6379)
             try:
+                address = (parts.hostname or "127.0.0.1", parts.port or 6379)
                 socket.create_connection(address, timeout=2).close()
+            except ValueError:  # its message would quote the "port": maybe the password
+                return f"REDIS_URL is {redact_url(redis_url)}, which is not a valid URL."
             except OSError as e:
                 return (
-                    f"REDIS_URL is {redis_url}, but nothing answers at "
+                    f"REDIS_URL is {redact_url(redis_url)}, but nothing answers at "
                     f"{address[0]}:{address[1]} ({e}). Start Redis, or unset REDIS_URL "
                     "to run with the in-process sync backend."
                 )

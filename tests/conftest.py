@@ -9,6 +9,7 @@ so CI can never pass by skipping.
 from __future__ import annotations
 
 import os
+import re
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -40,6 +41,24 @@ def _rabbitmq_answers() -> bool:
     except Exception:
         return False
     return True
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _clean_redis_namespace() -> Iterator[None]:
+    """Leave no key of this run in the shared Redis: its brokers, workers and
+    schedulers keep theirs (queues, acks, heartbeats) under REDIS_NAMESPACE."""
+    yield
+    pattern = re.sub(r"([*?\[\]\\])", r"\\\1", settings.REDIS_NAMESPACE) + ":*"
+    try:
+        import redis
+
+        client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2)
+        keys = list(client.scan_iter(match=pattern, count=1000))
+        for start in range(0, len(keys), 500):
+            client.delete(*keys[start : start + 500])
+        client.close()
+    except Exception:  # no redis-py, no Redis: nothing to delete
+        pass
 
 
 @pytest.fixture(autouse=True)

@@ -160,7 +160,9 @@ OFFCHAT_NOTIFY = {
 # default list names a class that dramatiq 2 removed.
 DRAMATIQ_BROKER = {
     "BROKER": (
-        "offchat_notify.backends.dramatiq.broker.RedisBroker" if REDIS_URL else "dramatiq.brokers.stub.StubBroker"
+        "offchat_notify.backends.dramatiq.broker.RedisBroker"
+        if REDIS_URL
+        else "dramatiq.brokers.stub.StubBroker"
     ),
     "OPTIONS": (
         # DRAMATIQ_NAMESPACE: the prefix of the Redis keys, so that two demos

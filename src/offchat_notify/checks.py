@@ -10,14 +10,16 @@ from typing import Any
 
 from django.conf import settings
 from django.core import checks
+from django.db import connections, router
 from django.utils.module_loading import import_string
 
 from . import registry
 from .backends import get_backend, load_backend
 from .conf import find_problems, get_settings, new_place, raw_setting, renamed_keys
 from .exceptions import NotifyConfigurationError
+from .models import Event, Notification
 from .roles import get_role_resolver
-from .scheduler.jobs import check_cron, get_jobs
+from .schedule.jobs import check_cron, get_jobs
 from .scheduler.lock import lock_configured
 
 
@@ -100,6 +102,47 @@ def check_renamed(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMe
         )
         for old in renamed_keys(raw_setting())
     ]
+
+
+#: A worker's threads wait this long, at least, for SQLite's write lock.
+SQLITE_TIMEOUT = 20
+
+
+def check_sqlite(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """W010: a worker backend on SQLite without the options that make writers wait."""
+    try:
+        backend_class = load_backend(get_settings().backend_path)
+    except Exception:  # reported by check_settings
+        return []
+    if not backend_class.runs_in_worker:
+        return []
+    messages: list[checks.CheckMessage] = []
+    for alias in sorted({router.db_for_write(m) for m in (Event, Notification)}):
+        if connections[alias].vendor != "sqlite":
+            continue
+        options = connections[alias].settings_dict.get("OPTIONS") or {}
+        lacking = []
+        if str(options.get("transaction_mode") or "").upper() not in ("IMMEDIATE", "EXCLUSIVE"):
+            # DEFERRED: a transaction that reads, then writes, fails at once, without waiting.
+            lacking.append('"transaction_mode": "IMMEDIATE"')
+        if (
+            not isinstance(options.get("timeout"), (int, float))
+            or options["timeout"] < SQLITE_TIMEOUT
+        ):
+            lacking.append(f'a "timeout" of at least {SQLITE_TIMEOUT} s')  # Python's default: 5
+        if lacking:
+            messages.append(
+                checks.Warning(
+                    f"Workers write to the SQLite database {alias!r} from several threads and "
+                    f"processes at once, and its OPTIONS lack {' and '.join(lacking)}: "
+                    "deliveries fail with 'database is locked' and are retried.",
+                    hint=f'DATABASES["{alias}"]["OPTIONS"] = {{"transaction_mode": "IMMEDIATE", '
+                    f'"timeout": {SQLITE_TIMEOUT}}} (SQLite is for development: one writer at a '
+                    "time. Use PostgreSQL in production.)",
+                    id="offchat_notify.W010",
+                )
+            )
+    return messages
 
 
 def check_rules(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:

@@ -12,6 +12,7 @@ Two families, kept apart on purpose:
 from __future__ import annotations
 
 from django.core.exceptions import ImproperlyConfigured
+from django.db import OperationalError
 
 
 class NotifyError(Exception):
@@ -68,3 +69,16 @@ class NotifyWarning(Warning):
 
 class NotifyDeprecationWarning(NotifyWarning, DeprecationWarning):
     """A name or a setting that still works, and will stop working in a later release."""
+
+
+def is_lock_wait(exc: BaseException | None) -> bool:
+    """Whether ``exc``, or an error that caused it, is SQLite's "database is locked".
+
+    A writer waited for SQLite's write lock longer than its ``timeout``:
+    retrying mends it, so delivery logs it as a WARNING, without a traceback.
+    """
+    while exc is not None:
+        if isinstance(exc, OperationalError) and "database is locked" in str(exc):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False

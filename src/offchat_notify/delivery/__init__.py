@@ -32,6 +32,7 @@ from offchat_notify.exceptions import (
     InvalidNotification,
     PermanentDeliveryError,
     TransientDeliveryError,
+    is_lock_wait,
 )
 from offchat_notify.models import DeliveryChunk, Event, Notification
 from offchat_notify.roles import BaseRoles
@@ -52,17 +53,6 @@ PERMANENT_ERRORS: tuple[type[Exception], ...] = (InvalidNotification, PermanentD
 #: The database connection failed (server restarted, connection terminated,
 #: network): retrying on a new connection may succeed.
 CONNECTION_ERRORS: tuple[type[Exception], ...] = (OperationalError, InterfaceError)
-
-
-def is_lock_wait(exc: BaseException | None) -> bool:
-    """Whether ``exc`` (or what caused it) is SQLite's "database is locked": a writer
-    waited for the lock longer than its ``timeout``. Retrying mends it; it is logged
-    as a WARNING, without a traceback."""
-    while exc is not None:
-        if isinstance(exc, OperationalError) and "database is locked" in str(exc):
-            return True
-        exc = exc.__cause__ or exc.__context__
-    return False
 
 
 def deliver(event_id: int, *, enqueue: Enqueue | None = None) -> Event | None:

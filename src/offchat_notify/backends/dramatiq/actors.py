@@ -23,11 +23,19 @@ from offchat_notify.exceptions import (
     DeliveryError,
     PoisonMessage,
     TransientDeliveryError,
+    is_lock_wait,
 )
 
 from .options import actor_queue
 
 logger = logging.getLogger(__name__)
+
+
+class LockWait(TransientDeliveryError, dramatiq.Retry):
+    """A delivery that waited too long for SQLite's write lock, retried like any
+    transient failure. Delivery has logged it as a WARNING; dramatiq logs a
+    :class:`dramatiq.Retry` at no level, where it logs any other exception as an
+    ERROR with its traceback. (An actor's ``throws=`` would not retry it at all.)"""
 
 
 def should_retry(retries: int, exception: BaseException) -> bool:
@@ -68,7 +76,12 @@ def _run(job: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         logger.error("%s; rejecting the message.", exc)
         raise
     backend: BaseBackend = get_backend()
-    return run(job, args, enqueue=backend.enqueue)
+    try:
+        return run(job, args, enqueue=backend.enqueue)
+    except TransientDeliveryError as exc:
+        if is_lock_wait(exc):
+            raise LockWait(str(exc)) from exc
+        raise
 
 
 @dramatiq.actor(actor_name="offchat_notify.deliver_event", queue_name=QUEUE, **DELIVER_OPTIONS)
@@ -95,7 +108,11 @@ def deliver_chunk(*args: Any, **kwargs: Any) -> None:
     except (DeliveryError, PoisonMessage):
         raise  # recorded on the Event and retried if transient; or poison
     except Exception as exc:  # before the chunk could be read: the database, most likely
-        raise TransientDeliveryError(f"Event {args[0]} chunk {args[1]}: {exc}") from exc
+        error = f"Event {args[0]} chunk {args[1]}: {exc}"
+        if is_lock_wait(exc):
+            logger.warning("%s (will retry)", error)
+            raise LockWait(error) from exc
+        raise TransientDeliveryError(error) from exc
     if found is None:
         raise PoisonMessage(f"No chunk {args[1]} of Event {args[0]}")
 

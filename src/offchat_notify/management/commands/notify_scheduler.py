@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from offchat_notify.conf import get_settings
 from offchat_notify.exceptions import NotifyConfigurationError
-from offchat_notify.scheduler.jobs import get_jobs
+from offchat_notify.schedule.jobs import get_jobs
 from offchat_notify.scheduler.lock import get_lock
 from offchat_notify.scheduler.loop import LeaderLoop
 
