@@ -174,10 +174,11 @@ def test_the_same_task_run_twice_writes_no_duplicate_rows(start_db_worker, make_
 def test_a_large_event_is_shared_by_two_db_workers_in_chunk_tasks(
     settings, notify_settings, start_db_worker, make_users
 ):
-    # Given chunks of 20 recipients: three chunk tasks, enqueued by the worker itself
+    # Given chunks of 20 recipients: the worker writes the first page of 10, then
+    # enqueues three chunk tasks for the other 50
     notify_settings.update(PARALLEL_CHUNK=20, PAGE_SIZE=10)
     settings.OFFCHAT_NOTIFY = notify_settings
-    admins = make_users(50, group="admin")
+    admins = make_users(60, group="admin")
     workers = [start_db_worker(), start_db_worker()]
     # When
     event = notify_admins("message.sent")

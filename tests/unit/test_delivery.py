@@ -96,7 +96,7 @@ def test_a_connection_failure_before_the_claim_is_transient_and_counts_no_attemp
     def dead_connection(event_id):
         raise OperationalError("terminating connection due to administrator command")
 
-    monkeypatch.setattr("offchat_notify.delivery._claim", dead_connection)
+    monkeypatch.setattr("offchat_notify.delivery.claim", dead_connection)
     with pytest.raises(TransientDeliveryError, match="terminating connection"):
         deliver(event.pk)
     assert "Could not claim event" in caplog.text

@@ -29,7 +29,7 @@ def inserts(queries) -> list[bool]:
 def write(event: Event, page_size: int, stuck_after: float = 15) -> int:
     return write_range(
         event.pk, event.audience, GroupRoles(), page_size=page_size, stuck_after=stuck_after
-    )
+    ).added
 
 
 def recipients(event: Event) -> list[int]:

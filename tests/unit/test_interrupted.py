@@ -10,7 +10,8 @@ from django.utils import timezone
 from dramatiq.middleware.time_limit import TimeLimitExceeded
 
 from offchat_notify import Audience, PermanentDeliveryError
-from offchat_notify.delivery import _claim, deliver
+from offchat_notify.delivery import deliver
+from offchat_notify.delivery.claim import claim as _claim
 from offchat_notify.models import Event, Notification
 from offchat_notify.relay import relay
 

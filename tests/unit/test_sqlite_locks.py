@@ -105,7 +105,7 @@ def test_is_lock_wait_finds_sqlites_error_through_the_chain():
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("where", ["_claim", "_write"])
+@pytest.mark.parametrize("where", ["claim", "_write"])
 def test_a_lock_wait_is_logged_as_a_warning_without_a_traceback(make_users, caplog, where):
     make_users(2, group="admin")
     event = Event.objects.create(verb="x", audience=Audience.role("admin").spec)

@@ -114,9 +114,11 @@ def test_write_range_writes_every_member_once(mixed):
     _users, admins = mixed
     event = Event.objects.create(verb="x", audience=Audience.role("admin").spec)
     audience = Audience.role("admin").spec
-    assert write_range(event.pk, audience, GroupRoles(), page_size=4, stuck_after=15) == len(admins)
+    assert write_range(event.pk, audience, GroupRoles(), page_size=4, stuck_after=15).added == len(
+        admins
+    )
     # A second pass (a retry) adds nothing and still reads the whole role.
-    assert write_range(event.pk, audience, GroupRoles(), page_size=4, stuck_after=15) == 0
+    assert write_range(event.pk, audience, GroupRoles(), page_size=4, stuck_after=15).added == 0
     got = Notification.objects.filter(event=event).values_list("recipient_id", flat=True)
     assert sorted(got) == admins
 
@@ -135,7 +137,9 @@ def test_a_member_who_joins_ahead_of_the_pass_is_in_it(make_users):
 def test_an_empty_page_writes_nothing(make_users):
     make_users(3)
     event = Event.objects.create(verb="x", audience={"users": []})
-    assert write_range(event.pk, {"users": []}, GroupRoles(), page_size=5, stuck_after=15) == 0
+    assert (
+        write_range(event.pk, {"users": []}, GroupRoles(), page_size=5, stuck_after=15).added == 0
+    )
     assert not Notification.objects.filter(event=event).exists()
 
 

@@ -16,43 +16,44 @@ pages, :mod:`.writer` writes them, :mod:`.chunking` plans the chunks and
 from __future__ import annotations
 
 import logging
-import traceback
 from collections.abc import Callable
-from datetime import timedelta
 from typing import Any
 
-from django.db import InterfaceError, OperationalError, transaction
 from django.db.models import F
 from django.utils import timezone
 
 from offchat_notify import metrics
 from offchat_notify.conf import get_settings
-from offchat_notify.exceptions import (
-    DeliveryError,
-    InvalidNotification,
-    PermanentDeliveryError,
-    TransientDeliveryError,
-    is_lock_wait,
-)
+from offchat_notify.exceptions import PermanentDeliveryError
 from offchat_notify.models import DeliveryChunk, Event, Notification
 from offchat_notify.roles import BaseRoles
 from offchat_notify.roles.spec import Spec, active_users, check, explicit_ids
 
 from . import chunking
+from .claim import claim
+from .failures import (
+    CONNECTION_ERRORS,
+    PERMANENT_ERRORS,
+    _failed,
+    _unclaimed,
+    interrupted,
+)
 from .staging import resolver_for, stage, unstage
-from .writer import write_range
+from .writer import Written, write_range
 
 logger = logging.getLogger(__name__)
 
+__all__ = [
+    "CONNECTION_ERRORS",
+    "PERMANENT_ERRORS",
+    "deliver",
+    "deliver_chunk",
+    "finish",
+    "interrupted",
+]
+
 #: How a delivery enqueues the jobs it spawns: ``enqueue("deliver_chunk", event_id, index)``.
 Enqueue = Callable[..., None]
-
-#: Failures that retrying cannot mend.
-PERMANENT_ERRORS: tuple[type[Exception], ...] = (InvalidNotification, PermanentDeliveryError)
-
-#: The database connection failed (server restarted, connection terminated,
-#: network): retrying on a new connection may succeed.
-CONNECTION_ERRORS: tuple[type[Exception], ...] = (OperationalError, InterfaceError)
 
 
 def deliver(event_id: int, *, enqueue: Enqueue | None = None) -> Event | None:
@@ -72,7 +73,7 @@ def deliver(event_id: int, *, enqueue: Enqueue | None = None) -> Event | None:
       succeed (a malformed Event) or its attempts are used up: state ``failed``.
     """
     try:
-        event = _claim(event_id)
+        event = claim(event_id)
     except CONNECTION_ERRORS as exc:
         # A connection that died while idle (CONN_MAX_AGE) fails here first, before
         # anything is written or can be recorded: retry on a new connection.
@@ -82,15 +83,23 @@ def deliver(event_id: int, *, enqueue: Enqueue | None = None) -> Event | None:
     if event.state == Event.State.DELIVERED:
         logger.debug("Event %s is already delivered; nothing to do.", event_id)
         return event
-    if event.state == Event.State.FAILED:  # interrupted once too often (see _claim)
+    if event.state == Event.State.FAILED:  # interrupted once too often (see claim)
         raise PermanentDeliveryError(f"Event {event_id}: {event.last_error}")
     try:
         audience = check(event.audience)
         resolver = stage(event.pk, audience)
-        chunks = chunking.plan(event, audience, resolver)
+        chunks = chunking.recorded(event) if event.attempts > 1 else []  # none on a first
         if not chunks:
-            _write(event.pk, audience, resolver)
-            return finish(event, audience)
+            written = _write(event.pk, audience, resolver, pages=1)
+            if not written.done:
+                chunks = chunking.plan(event, audience, resolver, after=written.after)
+                if not chunks:
+                    rest = _write(event.pk, audience, resolver, after=written.after)
+                    written = _add(written, rest)
+            if not chunks:
+                # A first attempt that met no row already written wrote them all.
+                known = written.added if written.clean and event.attempts == 1 else None
+                return finish(event, audience, recipients=known)
     except Exception as exc:
         raise _failed(event, exc) from exc
     except BaseException as exc:  # dramatiq's TimeLimitExceeded, a shutdown: record it, go on
@@ -102,6 +111,10 @@ def deliver(event_id: int, *, enqueue: Enqueue | None = None) -> Event | None:
         else:
             enqueue("deliver_chunk", event.pk, chunk.index)
     return event
+
+
+def _add(first: Written, rest: Written) -> Written:
+    return Written(first.added + rest.added, rest.after, rest.done, first.clean and rest.clean)
 
 
 def deliver_chunk(event_id: int, index: int) -> bool | None:
@@ -141,23 +154,26 @@ def deliver_chunk(event_id: int, index: int) -> bool | None:
     return True
 
 
-def finish(event: Event, audience: Spec) -> Event:
-    """Count what was written and mark the Event delivered."""
+def finish(event: Event, audience: Spec, *, recipients: int | None = None) -> Event:
+    """Count what was written (unless ``recipients`` says) and mark the Event delivered."""
     unstage(event.pk)
-    recipients = Notification.objects.filter(event_id=event.pk).count()
+    if recipients is None:
+        recipients = Notification.objects.filter(event_id=event.pk).count()
     skipped = count_skipped(audience)
     now = timezone.now()
     duration_ms = int((now - (event.started_at or now)).total_seconds() * 1000)
-    Event.objects.filter(pk=event.pk).update(
-        state=Event.State.DELIVERED,
-        recipient_count=recipients,
-        skipped_count=skipped,
-        delivered_at=now,
-        updated_at=now,
-        duration_ms=duration_ms,
-        last_error="",
-    )
-    event.refresh_from_db()
+    fields = {
+        "state": Event.State.DELIVERED,
+        "recipient_count": recipients,
+        "skipped_count": skipped,
+        "delivered_at": now,
+        "updated_at": now,
+        "duration_ms": duration_ms,
+        "last_error": "",
+    }
+    Event.objects.filter(pk=event.pk).update(**fields)
+    for name, value in fields.items():
+        setattr(event, name, value)
     metrics.delivered((now - event.created_at).total_seconds())
     logger.info(
         "Delivered event %s (%s) to %d recipient(s) in %d ms.",
@@ -169,7 +185,7 @@ def finish(event: Event, audience: Spec) -> Event:
     return event
 
 
-def _write(event_id: int, audience: Spec, resolver: BaseRoles, **bounds: Any) -> int:
+def _write(event_id: int, audience: Spec, resolver: BaseRoles, **bounds: Any) -> Written:
     """Insert the Notification rows of one Event (or of one range of its audience)."""
     conf = get_settings()
     return write_range(
@@ -190,102 +206,3 @@ def count_skipped(audience: Spec) -> int:
     for start in range(0, len(named), size):
         found += active_users().filter(pk__in=named[start : start + size]).count()
     return len(named) - found
-
-
-def _claim(event_id: int) -> Event | None:
-    """Mark the Event as being delivered and count the attempt.
-
-    An Event left by an attempt that never finished (see :func:`interrupted`)
-    counts a failure, so an Event that can never finish stops being retried at
-    ``MAX_ATTEMPTS``: it is then marked ``failed`` here, and not delivered.
-    """
-    conf = get_settings()
-    with transaction.atomic():
-        event = Event.objects.select_for_update().filter(pk=event_id).first()
-        if event is None:
-            logger.warning("Event %s does not exist; nothing to deliver.", event_id)
-            return None
-        if event.state == Event.State.DELIVERED:
-            return event
-        now = timezone.now()
-        fields = ["state", "attempts", "started_at", "updated_at"]
-        if interrupted(event, now):
-            event.failures += 1
-            event.last_error = (
-                f"Attempt {event.attempts} was interrupted before it finished (the worker "
-                "died, or the job hit its time limit)."
-            )
-            fields += ["failures", "last_error"]
-            metrics.failed("transient")
-            logger.warning("Event %s: %s", event_id, event.last_error)
-        event.state = Event.State.DELIVERING
-        if event.failures >= conf.MAX_ATTEMPTS:
-            event.state = Event.State.FAILED
-            metrics.failed("permanent")
-            logger.error("Event %s failed %d times; giving up.", event_id, event.failures)
-        event.attempts += 1
-        event.started_at = now
-        event.updated_at = now
-        event.save(update_fields=fields)
-    return event
-
-
-def interrupted(event: Event, now: Any) -> bool:
-    """Whether ``event`` was left by an attempt that never finished: ``delivering``
-    with a heartbeat older than ``STUCK_AFTER`` (its worker was killed, ran out
-    of memory, or the job hit its time limit).
-
-    An Event delivered in chunks is not: it shows no heartbeat while its chunk
-    jobs wait in a queue, and each chunk counts its own attempts instead.
-    """
-    stale = now - timedelta(seconds=get_settings().STUCK_AFTER)
-    return (
-        event.state == Event.State.DELIVERING
-        and event.updated_at < stale
-        and not DeliveryChunk.objects.filter(event_id=event.pk).exists()
-    )
-
-
-def _unclaimed(event_id: int, exc: Exception) -> TransientDeliveryError:
-    """The Event could not be claimed for a connection failure; nothing can be recorded."""
-    error = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-    level = logging.WARNING if is_lock_wait(exc) else logging.ERROR
-    logger.log(level, "Could not claim event %s (will retry): %s", event_id, error)
-    return TransientDeliveryError(f"Event {event_id}: {error}")
-
-
-def _failed(event: Event, exc: BaseException, *, what: str = "") -> DeliveryError:
-    """Record a failure on the Event; return the error to raise.
-
-    Failures, not attempts, count towards ``MAX_ATTEMPTS``: a delivery that
-    was merely sent twice (a relay during a backlog, concurrent workers) costs
-    nothing. Used for whole Events and for their chunks alike.
-    """
-    error = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-    failures = event.failures + 1
-    permanent = isinstance(exc, PERMANENT_ERRORS) or failures >= get_settings().MAX_ATTEMPTS
-    state = Event.State.FAILED if permanent else Event.State.QUEUED
-    metrics.failed("permanent" if permanent else "transient")
-    logger.log(
-        logging.WARNING if is_lock_wait(exc) and not permanent else logging.ERROR,
-        "Delivering event %s%s failed (failure %d, %s): %s",
-        event.pk,
-        what,
-        failures,
-        "giving up" if permanent else "will retry",
-        error,
-    )
-    try:
-        Event.objects.filter(pk=event.pk).exclude(state=Event.State.DELIVERED).update(
-            state=state,
-            failures=F("failures") + 1,
-            last_error=error[:10_000],
-            updated_at=timezone.now(),
-        )
-    except Exception as record_exc:  # the database itself may have failed; the relay sees it
-        if is_lock_wait(record_exc):
-            logger.warning("Could not record the failure of event %s: %s", event.pk, record_exc)
-        else:
-            logger.exception("Could not record the failure of event %s.", event.pk)
-    cls = PermanentDeliveryError if permanent else TransientDeliveryError
-    return cls(f"Event {event.pk}{what}: {error}")

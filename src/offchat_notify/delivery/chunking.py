@@ -26,36 +26,47 @@ from .pages import iter_pages
 logger = logging.getLogger(__name__)
 
 
-def plan(event: Event, audience: Spec, resolver: BaseRoles) -> list[DeliveryChunk]:
-    """The chunks of ``event`` still to deliver, recorded first if its audience is
-    large; empty if it is delivered in one job."""
-    size = get_settings().PARALLEL_CHUNK
+def recorded(event: Event) -> list[DeliveryChunk]:
+    """The chunks an earlier attempt recorded for ``event`` and that are still to
+    deliver (the last one even when all are done: running it finishes the Event)."""
     chunks = list(DeliveryChunk.objects.filter(event=event).order_by("index"))
-    if not chunks:
-        if not size:
-            return []
-        pages = iter_pages(audience, resolver, size)
-        first = next(pages)
-        if first[0] is None:
-            return []  # one page holds the whole audience: no planning needed
-        found = [first, *pages]
-        if len(found) > 1 and not found[-1][1].exists():
-            found.pop()  # the audience ended exactly on a chunk boundary
-        bounds = [last for last, _users in found]
-        if len(bounds) < 2:
-            return []
-        bounds[-1] = None  # the last chunk runs to the end: users added meanwhile are in it
-        los = [None, *bounds[:-1]]
-        DeliveryChunk.objects.bulk_create(
-            [
-                DeliveryChunk(event=event, index=i, lo=_store(lo), hi=_store(hi))
-                for i, (lo, hi) in enumerate(zip(los, bounds, strict=True))
-            ],
-            ignore_conflicts=True,
-        )
-        chunks = list(DeliveryChunk.objects.filter(event=event).order_by("index"))
-        logger.info("Event %s: %d chunks of up to %d recipients.", event.pk, len(chunks), size)
     return [chunk for chunk in chunks if chunk.done_at is None] or chunks[-1:]
+
+
+def plan(
+    event: Event, audience: Spec, resolver: BaseRoles, *, after: Any = None
+) -> list[DeliveryChunk]:
+    """Record the chunks of ``event``'s audience above ``after`` and return them, if
+    there is more than one chunk's worth; else return nothing (deliver it in one job).
+
+    Delivery writes the audience's first page before it plans: an audience that
+    fits in a page never costs a planning query.
+    """
+    size = get_settings().PARALLEL_CHUNK
+    if not size:
+        return []
+    pages = iter_pages(audience, resolver, size, after=after)
+    first = next(pages)
+    if first[0] is None:
+        return []  # the rest fits in one chunk
+    found = [first, *pages]
+    if len(found) > 1 and not found[-1][1].exists():
+        found.pop()  # the audience ended exactly on a chunk boundary
+    ends = [last for last, _users in found]
+    if len(ends) < 2:
+        return []
+    ends[-1] = None  # the last chunk runs to the end: users added meanwhile are in it
+    starts = [after, *ends[:-1]]
+    DeliveryChunk.objects.bulk_create(
+        [
+            DeliveryChunk(event=event, index=i, lo=_store(lo), hi=_store(hi))
+            for i, (lo, hi) in enumerate(zip(starts, ends, strict=True))
+        ],
+        ignore_conflicts=True,
+    )
+    chunks = list(DeliveryChunk.objects.filter(event=event).order_by("index"))
+    logger.info("Event %s: %d chunks of up to %d recipients.", event.pk, len(chunks), size)
+    return [chunk for chunk in chunks if chunk.done_at is None]
 
 
 def bounds(chunk: DeliveryChunk) -> tuple[Any, Any]:

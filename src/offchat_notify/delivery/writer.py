@@ -21,6 +21,7 @@ path exactly-once.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Callable
 from time import monotonic
 from typing import Any, TypeVar
@@ -92,6 +93,18 @@ class PageWriter:
             self._last_beat = now
 
 
+@dataclasses.dataclass(frozen=True)
+class Written:
+    """What :func:`write_range` did: rows added, where to resume (the last
+    primary key covered), whether the range is done, and whether no page met a
+    row already there (then ``added`` is every row of the range)."""
+
+    added: int
+    after: Any
+    done: bool
+    clean: bool
+
+
 def write_range(
     event_id: int,
     audience: Spec,
@@ -101,29 +114,40 @@ def write_range(
     stuck_after: float,
     after: Any = None,
     until: Any = None,
-) -> int:
+    pages: int | None = None,
+) -> Written:
     """Write the Notification rows of ``event_id`` for its audience with
-    ``after < pk <= until``, a page at a time; return the rows added.
+    ``after < pk <= until``, a page at a time, stopping after ``pages`` pages
+    if given.
 
     On PostgreSQL each page is one statement that reads the page's users once
     (:func:`insert_first`); elsewhere a page is found (:func:`iter_pages`),
     then written.
     """
     writer = PageWriter(event_id, stuck_after=stuck_after)
+    written = 0
     if not _one_statement_pages():
-        for _last, users in iter_pages(audience, resolver, page_size, after=after, until=until):
+        for last, users in iter_pages(audience, resolver, page_size, after=after, until=until):
             writer.write(users)
-        return writer.added
+            written += 1
+            if last is None or last == until:
+                break
+            if pages is not None and written >= pages:
+                return Written(writer.added, last, False, not writer.ignore_conflicts)
+        return Written(writer.added, until, True, not writer.ignore_conflicts)
     memo: dict[Any, Any] = {}
     while True:
         users, upper, _most = next_page(audience, resolver, page_size, after, until, memo)
         last, full = writer.write_first(users, page_size)
+        written += 1
         if full and last != upper:
             after = last  # the page is full: more may follow below upper
-            continue
-        if upper is None or upper == until:
-            return writer.added
-        after = upper
+        elif upper is None or upper == until:
+            return Written(writer.added, until, True, not writer.ignore_conflicts)
+        else:
+            after = upper
+        if pages is not None and written >= pages:
+            return Written(writer.added, after, False, not writer.ignore_conflicts)
 
 
 def _one_statement_pages() -> bool:
