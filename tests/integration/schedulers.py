@@ -31,7 +31,7 @@ class SchedulerProcess:
         self.log_path = log
         self._log = open(log, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "django", "notify_scheduler", *args],
+            [sys.executable, "-m", "django", "notify_scheduler", "--verbosity", "2", *args],
             cwd=ROOT,
             env=env,
             stdout=self._log,

@@ -35,7 +35,7 @@ def schedule(backend="sync", **entries):
 
 
 def test_run_job_runs_the_function_in_this_process_and_logs(caplog):
-    caplog.set_level("INFO", "offchat_notify")
+    caplog.set_level("DEBUG", "offchat_notify")
     before = len(testjobs.calls)
     with schedule(record={"task": RECORD, "every": 2}):
         assert run_job("record").endswith(f" {os.getpid()}")

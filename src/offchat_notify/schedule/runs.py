@@ -26,14 +26,14 @@ def run_job(name: str) -> Any:
     job = jobs[name]
     func = import_string(job.task)
     started = timezone.now()
-    logger.info("Running periodic job %s (%s).", name, job.task)
+    logger.debug("Running periodic job %s (%s).", name, job.task)
     try:
         result = func()
     except Exception as exc:
         _record_run(name, started, error=f"{type(exc).__name__}: {exc}")
         raise
     duration_ms = _record_run(name, started)
-    logger.info("Periodic job %s finished in %d ms.", name, duration_ms)
+    logger.debug("Periodic job %s finished in %d ms.", name, duration_ms)
     return result
 
 

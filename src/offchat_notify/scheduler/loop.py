@@ -39,10 +39,14 @@ class LeaderLoop:
         lock: Any,
         *,
         log: Callable[[str], Any] = logger.info,
+        verbose: bool = True,
     ) -> None:
         self.jobs = jobs
         self.lock = lock
         self.log = log
+        # Every tick (the relay's: every 5 s) is a line only when asked for
+        # (notify_scheduler -v 2); otherwise it is logged at DEBUG.
+        self.log_tick: Callable[[str], Any] = log if verbose else logger.debug
         conf = get_settings()
         self.ttl = float(conf.SCHEDULER_LOCK_TTL)
         self.grace = float(conf.SCHEDULER_GRACE)
@@ -96,7 +100,10 @@ class LeaderLoop:
                 "misfire_grace_time": max(1, round(self.grace)),
             },
         )
-        self.log(f"Active: this scheduler ({self.lock.token}) holds the lock.")
+        if self.lock.locked:
+            self.log(f"Active: this scheduler ({self.lock.token}) holds the lock.")
+        else:
+            self.log("Active: the only scheduler (no lock: run exactly one).")
         now = timezone.now()
         for name, job in self.jobs.items():
             trigger = job.trigger()
@@ -164,7 +171,7 @@ class LeaderLoop:
                 "Tick of %s due at %s already ran (another scheduler); skipped.", name, due
             )
             return
-        self.log(
+        self.log_tick(
             f"Tick {name} (due {timezone.localtime(due):%H:%M:%S}) "
             f"at {timezone.localtime(now):%H:%M:%S.%f}"
         )

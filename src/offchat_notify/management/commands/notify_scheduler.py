@@ -46,7 +46,8 @@ class Command(BaseCommand):
             if list:
                 self.list_jobs(jobs, lock)
                 return
-            loop = LeaderLoop(jobs, lock, log=self.stdout.write)
+            verbose = options["verbosity"] >= 2  # -v 2: a line for every tick
+            loop = LeaderLoop(jobs, lock, log=self.stdout.write, verbose=verbose)
             self.install_signal_handlers(loop.stop)
             self.launch(loop)
         finally:
