@@ -15,6 +15,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.db import connections, router, transaction
+from django.db.models import Field
 from django.utils import timezone
 
 from offchat_notify import metrics
@@ -78,7 +79,9 @@ def _claim_in_one_statement(event_id: int, using: str) -> Event | None:
     event, chunk = Event._meta, DeliveryChunk._meta
 
     def column(name: str) -> str:
-        return quote(event.get_field(name).column)
+        field = event.get_field(name)
+        assert isinstance(field, Field)  # a concrete column of Event
+        return quote(field.column)
 
     table = quote(event.db_table)
     state, failures, attempts = column("state"), column("failures"), column("attempts")
@@ -87,7 +90,7 @@ def _claim_in_one_statement(event_id: int, using: str) -> Event | None:
     sql = (
         f"WITH old AS (SELECT {table}.{column('id')} AS id, ({table}.{state} = %s AND "
         f"{table}.{column('updated_at')} < %s AND NOT EXISTS (SELECT 1 FROM "
-        f"{quote(chunk.db_table)} c WHERE c.{quote(chunk.get_field('event').column)} = "
+        f"{quote(chunk.db_table)} c WHERE c.{quote(DeliveryChunk.event.field.column)} = "
         f"{table}.{column('id')})) AS interrupted FROM {table} WHERE {table}.{column('id')} = %s "
         f"AND {table}.{state} <> %s FOR UPDATE) "
         f"UPDATE {table} SET "

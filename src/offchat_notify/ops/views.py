@@ -10,7 +10,7 @@ waiting longer than ``OFFCHAT_NOTIFY["HEALTH_MAX_AGE"]`` seconds; 503 with
 ``"status": "fail"`` otherwise. It shows counts and ages only: no hosts, URLs,
 credentials or payloads.
 
-The answer is computed at most once every :data:`CACHE_SECONDS` per process
+The answer is computed at most once every ``CACHE_SECONDS`` per process
 (see :func:`cached_answer`), so a monitor polling every second, or several,
 costs the database and the broker one round of queries every few seconds.
 """
@@ -52,7 +52,7 @@ def _cache() -> _Cache:
 @never_cache
 @require_safe
 def health(request: HttpRequest) -> JsonResponse:
-    """200 or 503 with the checks, as computed at most :data:`CACHE_SECONDS` ago.
+    """200 or 503 with the checks, as computed at most ``CACHE_SECONDS`` ago.
 
     ``GET`` and ``HEAD`` (headers only); other methods get 405. The response
     itself is never cached downstream (``Cache-Control: max-age=0, no-cache...``).
@@ -63,7 +63,7 @@ def health(request: HttpRequest) -> JsonResponse:
 
 def cached_answer() -> tuple[dict[str, Any], int]:
     """The health answer (body, status code), computed at most once per
-    :data:`CACHE_SECONDS` in this process.
+    ``CACHE_SECONDS`` in this process.
 
     A cache in this module's memory, not Django's cache framework, on
     purpose: the health check must not depend on a cache server (often the
