@@ -49,9 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         help="the SQLite database file (default: $SQLITE_PATH, else example_project/db.sqlite3)",
     )
     parser.add_argument(
-        "--noreload",
-        action="store_true",
-        help="do not restart the web server when a source file changes",
+        "--noreload", action="store_true", help="do not restart the web server on code changes"
     )
     args = parser.parse_args(argv)
 
@@ -99,19 +97,10 @@ def run(args: argparse.Namespace) -> int:
             runserver.append("--noreload")
         children.append(Child.start("web", runserver, env, signal_group=True))
         if redis_url:
-            # dramatiq's consumers poll Redis with a backoff of up to 1 s when
-            # idle; 100 ms keeps the first notification after a quiet spell quick.
-            worker_env = {"dramatiq_worker_timeout": "100", **env}
             # dramatiq's main process stops its worker processes itself, and a
             # second SIGTERM makes them quit at once: signal the main one only.
-            children.append(
-                Child.start(
-                    "worker",
-                    ["rundramatiq", "--processes", "1", "--threads", "2"],
-                    worker_env,
-                    signal_group=False,
-                )
-            )
+            worker = ["rundramatiq", "--processes", "1", "--threads", "2"]
+            children.append(Child.start("worker", worker, env, signal_group=False))
         # The periodic jobs: the relay (every 5 s) and retention (nightly). With
         # Redis it holds the scheduler lock and a worker runs the jobs; without,
         # it runs them itself.
@@ -212,11 +201,10 @@ class Child:
     def start(
         cls, name: str, arguments: list[str], env: dict[str, str], *, signal_group: bool
     ) -> Child:
-        options: dict = {}
         if WINDOWS:
-            options["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP
+            options: dict = {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP}
         else:
-            options["start_new_session"] = True
+            options = {"start_new_session": True}
         process = subprocess.Popen(
             [sys.executable, "manage.py", *arguments],
             cwd=HERE,

@@ -153,11 +153,12 @@ OFFCHAT_NOTIFY = {
 }
 
 # The broker django-dramatiq builds. With Redis, offchat-notify's RedisBroker:
-# dramatiq's, except that a message it cannot decode is dead-lettered instead
-# of stalling the worker (offchat_notify.W007). Without Redis, a StubBroker
-# keeps django-dramatiq happy and nothing is ever sent to it (the sync backend
-# delivers in-process). MIDDLEWARE is listed explicitly: django-dramatiq's
-# default list names a class that dramatiq 2 removed.
+# dramatiq's, except that it wakes an idle worker as soon as a message is sent
+# (no dramatiq_worker_timeout to tune) and that a message it cannot decode is
+# dead-lettered instead of stalling the worker (offchat_notify.W007). Without
+# Redis, a StubBroker keeps django-dramatiq happy and nothing is ever sent to
+# it (the sync backend delivers in-process). MIDDLEWARE is listed explicitly:
+# django-dramatiq's default list names a class that dramatiq 2 removed.
 DRAMATIQ_BROKER = {
     "BROKER": (
         "offchat_notify.backends.dramatiq.broker.RedisBroker"

@@ -98,7 +98,8 @@ def test_worker_unit_stops_gracefully() -> None:
     assert service["KillMode"] == "mixed"
     assert int(service["TimeoutStopSec"]) > SHUTDOWN_TIMEOUT_S
     env = env_assignments(unit_lines("offchat-worker.service", "Environment"))
-    assert env == {"dramatiq_worker_timeout": "100"}
+    # The library's Redis broker wakes idle workers: no worker timeout to tune.
+    assert "dramatiq_worker_timeout" not in env
 
 
 def test_worker_unit_prometheus_lines_agree_once_uncommented() -> None:
@@ -161,7 +162,7 @@ def test_supervisor_config() -> None:
     assert worker["stopasgroup"] == "false"
     assert worker["killasgroup"] == "true"
     assert int(worker["stopwaitsecs"]) > SHUTDOWN_TIMEOUT_S
-    assert worker["environment"] == 'dramatiq_worker_timeout="100"'
+    assert "dramatiq_worker_timeout" not in worker.get("environment", "")
 
 
 def dockerfile_instructions() -> list[tuple[str, str]]:
@@ -186,7 +187,7 @@ def test_dockerfile() -> None:
     assert set(words) <= {"FROM", "ENV", "RUN", "WORKDIR", "COPY", "USER", "EXPOSE", "CMD"}
     env_words = [word for verb, rest in instructions if verb == "ENV" for word in rest.split()]
     env = dict(word.split("=", 1) for word in env_words)
-    assert env["dramatiq_worker_timeout"] == "100"
+    assert "dramatiq_worker_timeout" not in env
     assert env["DJANGO_SETTINGS_MODULE"] == "chat.settings"
     assert dict(instructions)["USER"] == "chat"
     # Exec form: the process is PID 1 and gets docker stop's SIGTERM itself.
