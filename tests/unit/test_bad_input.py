@@ -14,7 +14,7 @@ from offchat_notify.models import Event
 from offchat_notify.roles.spec import MAX_IDS
 from tests.testapp.models import Document, Room
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 
 def refused(match: str, **fields):

@@ -15,7 +15,7 @@ from offchat_notify.delivery.claim import claim as _claim
 from offchat_notify.models import Event, Notification
 from offchat_notify.relay import relay
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 
 def left_delivering(event: Event) -> None:

@@ -16,7 +16,7 @@ from offchat_notify.delivery import deliver
 from offchat_notify.models import Event, Notification
 from offchat_notify.roles import get_role_resolver
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db(transaction=True)  # a worker runs outside any transaction
 
 
 def statements(event: Event) -> list[str]:
