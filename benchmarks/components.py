@@ -40,9 +40,9 @@ def notify_probes(
     from offchat_notify import Audience, notify_admins
     from offchat_notify.api import _validated_fields
     from offchat_notify.backends import get_backend
+    from offchat_notify.backends.dramatiq.actors import deliver_event
     from offchat_notify.models import Event
     from offchat_notify.roles import get_role_resolver
-    from offchat_notify.backends.dramatiq.actors import deliver_event
 
     broker = dramatiq.get_broker()
     target = Message.objects.create(sender=sender, text=text)
