@@ -47,27 +47,15 @@ def stock_actor() -> Any:
     """offchat-notify's delivery actor, declared a second time on dramatiq's stock RedisBroker."""
     global _stock_actor
     if _stock_actor is None:
-        import dramatiq
-        from django.utils.module_loading import import_string
         from dramatiq.brokers.redis import RedisBroker
 
-        from offchat_notify.backends.dramatiq.actors import deliver_event
-
         options = settings.DRAMATIQ_BROKER["OPTIONS"]
-        middleware = [import_string(path)() for path in settings.DRAMATIQ_BROKER["MIDDLEWARE"]]
         broker = RedisBroker(
             url=options["url"],
             namespace=stock_namespace(options["namespace"]),
-            middleware=middleware,
+            middleware=peers.broker_middleware(),
         )
-        _stock_actor = dramatiq.Actor(
-            deliver_event.fn,
-            broker=broker,
-            actor_name=deliver_event.actor_name,
-            queue_name=deliver_event.queue_name,
-            priority=deliver_event.priority,
-            options=dict(deliver_event.options),
-        )
+        _stock_actor = peers.redeclare_delivery_actor(broker)
     return _stock_actor
 
 

@@ -664,6 +664,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--poll-ms", type=float, default=1.0, help="the poll's sleep (default 1)")
     args = parser.parse_args()
     args.stacks = [s for s in args.stacks.split(",") if s]
+    unknown = sorted(set(args.stacks) - set(STACKS))
+    if unknown:
+        parser.error(f"unknown stack(s) {', '.join(unknown)}; choose from {', '.join(STACKS)}")
     return args
 
 

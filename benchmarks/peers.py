@@ -42,6 +42,31 @@ def notify_admins_bulk(message_id: int, role: str) -> None:
     inline_bulk(message, message.sender, role)
 
 
+def redeclare_delivery_actor(broker: Any) -> Any:
+    """offchat-notify's delivery actor, declared a second time on ``broker`` (with
+    the project's DRAMATIQ_BROKER middleware), for a backend that sends to it."""
+    import dramatiq
+
+    from offchat_notify.backends.dramatiq.actors import deliver_event
+
+    return dramatiq.Actor(
+        deliver_event.fn,
+        broker=broker,
+        actor_name=deliver_event.actor_name,
+        queue_name=deliver_event.queue_name,
+        priority=deliver_event.priority,
+        options=dict(deliver_event.options),
+    )
+
+
+def broker_middleware() -> list[Any]:
+    """The middleware of the project's DRAMATIQ_BROKER, built."""
+    from django.conf import settings
+    from django.utils.module_loading import import_string
+
+    return [import_string(path)() for path in settings.DRAMATIQ_BROKER["MIDDLEWARE"]]
+
+
 _rabbit_actor: Any = None
 
 
@@ -49,23 +74,11 @@ def rabbit_actor() -> Any:
     """offchat-notify's delivery actor, declared a second time on a RabbitMQ broker."""
     global _rabbit_actor
     if _rabbit_actor is None:
-        import dramatiq
         from django.conf import settings
-        from django.utils.module_loading import import_string
         from dramatiq.brokers.rabbitmq import RabbitmqBroker
 
-        from offchat_notify.backends.dramatiq.actors import deliver_event
-
-        middleware = [import_string(path)() for path in settings.DRAMATIQ_BROKER["MIDDLEWARE"]]
-        broker = RabbitmqBroker(url=settings.BENCH_RABBITMQ_URL, middleware=middleware)
-        _rabbit_actor = dramatiq.Actor(
-            deliver_event.fn,
-            broker=broker,
-            actor_name=deliver_event.actor_name,
-            queue_name=deliver_event.queue_name,
-            priority=deliver_event.priority,
-            options=dict(deliver_event.options),
-        )
+        broker = RabbitmqBroker(url=settings.BENCH_RABBITMQ_URL, middleware=broker_middleware())
+        _rabbit_actor = redeclare_delivery_actor(broker)
     return _rabbit_actor
 
 

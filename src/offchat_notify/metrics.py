@@ -19,6 +19,7 @@ offchat_notify_relay_resent_total              counter
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import Any
 
@@ -112,8 +113,6 @@ def exposition() -> tuple[bytes, str]:
     """The metrics of this process (or of all, in multiprocess mode) for a scrape."""
     if not installed():
         raise RuntimeError("prometheus-client is not installed: pip install prometheus-client")
-    import os
-
     import prometheus_client
 
     registry = prometheus_client.REGISTRY
