@@ -662,6 +662,13 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=HERE / "results")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--poll-ms", type=float, default=1.0, help="the poll's sleep (default 1)")
+    parser.add_argument(
+        "--conn-max-age",
+        type=int,
+        default=0,
+        help="the database's CONN_MAX_AGE in the worker and here (default 0, Django's "
+        "default; docs/deployment.rst recommends 60)",
+    )
     args = parser.parse_args()
     args.stacks = [s for s in args.stacks.split(",") if s]
     unknown = sorted(set(args.stacks) - set(STACKS))
@@ -693,6 +700,8 @@ def main() -> int:
         database = pg.django_database(
             stack.enter_context(harness.scratch_database(pg, args.scratch_db))
         )
+        if args.conn_max_age:
+            database.update(CONN_MAX_AGE=args.conn_max_age, CONN_HEALTH_CHECKS=True)
         redis_client = stack.enter_context(harness.redis_namespace(args.redis_url, name))
         stack.enter_context(services.rabbit_queues(args.rabbitmq_url, name))
         spec = {

@@ -3,7 +3,13 @@
 Each variant is one request-path call that saves a chat Message:
 
 - ``bare``: the save alone;
-- ``notify``: the save, then ``notify_admins(...)`` on the dramatiq backend;
+- ``floor``: the save, then the Event row written by hand: one raw ``INSERT``
+  through the same connection, its SQL compiled once and its values built
+  before the clock starts. No validation, no dispatch: the least a request
+  that records an Event can cost;
+- ``notify``: the save, then ``notify_admins(...)`` on the dramatiq backend,
+  with the default dispatch (``inline``: the broker send runs in the
+  committing thread) or with ``DISPATCH: "background"``;
 - ``loop``: what the library replaces, inline: the save, the admins queried,
   and one notification row created per admin, row by row;
 - ``bulk``: the same, with the rows written by one ``bulk_create``.
@@ -40,9 +46,10 @@ Work = tuple[list[str], list[str]]
 class Variant:
     """One timed code path. ``size`` is the number of admins notified; None: no notify."""
 
-    kind: str  # "bare", "notify", "loop" or "bulk"
+    kind: str  # "bare", "floor", "notify", "loop" or "bulk"
     atomic: bool
     size: int | None = None
+    dispatch: str = "inline"  # the dramatiq backend's DISPATCH option, for "notify"
     inline_phase: bool = False
     samples: list[float] = field(default_factory=list)
     message_ids: list[int] = field(default_factory=list)
@@ -55,8 +62,10 @@ class Variant:
     def label(self) -> str:
         if self.kind == "bare":
             return "bare save (baseline of the inline rows)" if self.inline_phase else "bare save"
+        if self.kind == "floor":
+            return "floor: save + one raw Event INSERT"
         if self.kind == "notify":
-            return f"save + notify_admins, {self.size:,} admins"
+            return f"save + notify_admins, {self.size:,} admins, {self.dispatch} dispatch"
         how = "row-by-row create" if self.kind == "loop" else "one bulk_create"
         return f"inline: save + {self.size:,} admins, {how}"
 
@@ -106,6 +115,37 @@ def inline_bulk(message: Any, sender: Any, role: str) -> None:
     )
 
 
+def floor_statement(sender: Any, size: int) -> tuple[str, list[Any], int]:
+    """The floor's INSERT of one Event row: SQL, values and where the target id goes.
+
+    The values are those ``notify_admins`` writes for a chat message, adapted
+    for the database once, here; each floor call copies them and sets the new
+    message's id.
+    """
+    from django.db import connection
+
+    from benchmarks.chat.models import Message
+    from offchat_notify.models import Event
+
+    fields = [f for f in Event._meta.concrete_fields if not f.primary_key]
+    quote = connection.ops.quote_name
+    sql = (
+        f"INSERT INTO {quote(Event._meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
+        f"VALUES ({', '.join(['%s'] * len(fields))}) RETURNING {quote(Event._meta.pk.column)}"
+    )
+    message = Message.objects.create(sender=sender, text=TEXT)
+    event = Event(
+        audience={"role": f"admin-{size}"},
+        verb=VERB,
+        title=f"New message from {sender.username}",
+        actor=sender,
+        target=message,
+    )
+    values = [f.get_db_prep_save(f.pre_save(event, True), connection) for f in fields]
+    target_at = [f.name for f in fields].index("target_object_id")
+    return sql, values, target_at
+
+
 class Bench:
     def __init__(self, args: argparse.Namespace, redis_client: Any) -> None:
         import dramatiq
@@ -116,9 +156,17 @@ class Bench:
         self.rng = random.Random(args.seed)
         self.dispatches = 0  # messages this run sent to the broker
         self.variants = [
-            Variant("bare" if size is None else "notify", atomic=atomic, size=size)
+            variant
             for atomic in (False, True)
-            for size in (None, *args.sizes)
+            for variant in (
+                Variant("bare", atomic=atomic),
+                Variant("floor", atomic=atomic),
+                *(
+                    Variant("notify", atomic=atomic, size=size, dispatch=dispatch)
+                    for dispatch in ("inline", "background")
+                    for size in args.sizes
+                ),
+            )
         ]
         self.inline: list[Variant] = []
         if args.inline_iterations:
@@ -142,6 +190,10 @@ class Bench:
         pool = self.inline if variant.inline_phase else self.variants
         return next(v for v in pool if v.kind == "bare" and v.atomic == variant.atomic)
 
+    def floor_for(self, variant: Variant) -> Variant:
+        """The floor (save + raw Event INSERT) of ``variant``'s transaction mode."""
+        return next(v for v in self.variants if v.kind == "floor" and v.atomic == variant.atomic)
+
     # Setup
 
     def create_users(self) -> None:
@@ -162,6 +214,7 @@ class Bench:
             )
         with connection.cursor() as cursor:
             cursor.execute("ANALYZE")
+        self.floor_insert = floor_statement(self.sender, self.args.sizes[0])
 
     # The timed path
 
@@ -178,7 +231,7 @@ class Bench:
         30 s in steady state) is warmed before the clock starts. The inline
         variants do not use the library; they query their group directly.
         """
-        from django.db import transaction
+        from django.db import connection, transaction
         from django.test import override_settings
 
         from benchmarks.chat.models import Message
@@ -188,7 +241,13 @@ class Bench:
 
         role = variant.role or f"admin-{self.args.sizes[0]}"
         sender = self.sender
-        with override_settings(OFFCHAT_NOTIFY={"BACKEND": "dramatiq", "ADMIN_ROLE": role}):
+        sql, params, target_at = self.floor_insert
+        notify_settings = {
+            "BACKEND": "dramatiq",
+            "ADMIN_ROLE": role,
+            "OPTIONS": {"DISPATCH": variant.dispatch},
+        }
+        with override_settings(OFFCHAT_NOTIFY=notify_settings):
             get_backend()
             get_role_resolver().validate(role)
             block = transaction.atomic() if variant.atomic else nullcontext()
@@ -196,7 +255,13 @@ class Bench:
                 start = time.perf_counter()
                 with block:
                     message = Message.objects.create(sender=sender, text=TEXT)
-                    if variant.kind == "notify":
+                    if variant.kind == "floor":
+                        values = list(params)
+                        values[target_at] = str(message.pk)
+                        with connection.cursor() as cursor:
+                            cursor.execute(sql, values)
+                            cursor.fetchone()
+                    elif variant.kind == "notify":
                         notify_admins(
                             VERB,
                             title=f"New message from {sender.username}",
@@ -251,6 +316,8 @@ class Bench:
         from django.db import connection
         from django.test.utils import CaptureQueriesContext
 
+        from offchat_notify.backends.dramatiq import sender
+
         queries = CaptureQueriesContext(connection)
         commands: list[str] = []
 
@@ -258,6 +325,7 @@ class Bench:
         def observe() -> Iterator[None]:
             with queries, harness.counting_redis_commands(self.broker.client) as sent:
                 yield
+                sender.flush(timeout=30)  # a background send counts too
             commands.extend(sent)
 
         self.call(variant, observe)

@@ -11,6 +11,7 @@ from dramatiq.brokers.stub import StubBroker
 from offchat_notify import InvalidNotifierBackend, PermanentDeliveryError, notify_admins
 from offchat_notify.backends import get_backend, load_backend
 from offchat_notify.backends.base import BaseBackend
+from offchat_notify.backends.dramatiq.sender import flush
 from offchat_notify.exceptions import PoisonMessage
 from offchat_notify.models import Event, Notification
 from offchat_notify.tasks import deliver_event, should_retry
@@ -122,6 +123,7 @@ def stub_broker(use_broker):
 def test_dramatiq_sends_only_the_event_id(make_users, stub_broker):
     admins = make_users(3, group="admin")
     event = notify_admins("x", title="secret title", data={"email": "a@example.com"})
+    assert flush(timeout=5)  # DISPATCH "background", the default: the send is in a thread
     (message,) = stub_broker.queues["offchat_notify"].queue
     decoded = dramatiq.get_encoder().decode(message)
     assert decoded["args"] == [event.pk]
@@ -159,6 +161,7 @@ def down_broker():
 def test_broker_down_defer_keeps_the_event_pending(make_users, down_broker, caplog):
     make_users(2, group="admin")
     event = notify_admins("x")
+    assert flush(timeout=5)
     event.refresh_from_db()
     assert event.state == Event.State.PENDING
     assert not Notification.objects.exists()
@@ -169,6 +172,7 @@ def test_broker_down_defer_keeps_the_event_pending(make_users, down_broker, capl
 def test_broker_down_sync_delivers_inline(make_users, down_broker):
     make_users(2, group="admin")
     event = notify_admins("x")
+    assert flush(timeout=5)  # the sender thread met the broker error and delivered
     assert Notification.objects.filter(event=event).count() == 2
 
 

@@ -28,8 +28,15 @@ class EventManager(models.Manager["Event"]):
         if not connection.features.can_return_columns_from_insert:
             event.save(using=using, force_insert=True)
             return event
-        sql, fields = _insert_statement(connection)
-        params = [f.get_db_prep_save(f.pre_save(event, True), connection) for f in fields]
+        sql, fields, constants = _insert_statement(connection)
+        params = []
+        for field in fields:
+            known = constants.get(field.attname)
+            value = getattr(event, field.attname)
+            if known is not None and value is known[0]:
+                params.append(known[1])  # the default, prepared once
+            else:
+                params.append(field.get_db_prep_save(field.pre_save(event, True), connection))
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
             event.pk = cursor.fetchone()[0]
@@ -38,20 +45,33 @@ class EventManager(models.Manager["Event"]):
         return event
 
 
-_statements: dict[str, tuple[str, list[Any]]] = {}
+#: Per database vendor: the INSERT, its fields, and the prepared value of each
+#: field whose default is a constant (by attname: (default, prepared)).
+_statements: dict[str, tuple[str, list[Any], dict[str, tuple[Any, Any]]]] = {}
+#: Constant defaults that are safe to compare by identity and share.
+_SHAREABLE = (type(None), bool, int, str)
 
 
-def _insert_statement(connection: Any) -> tuple[str, list[Any]]:
+def _insert_statement(connection: Any) -> tuple[str, list[Any], dict[str, tuple[Any, Any]]]:
     key = connection.vendor
     if key not in _statements:
         fields = [f for f in Event._meta.concrete_fields if not f.primary_key]
         quote = connection.ops.quote_name
+        constants = {}
+        for field in fields:
+            if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
+                continue  # pre_save() sets these
+            default = field.get_default()
+            if callable(field.default) or not isinstance(default, _SHAREABLE):
+                continue
+            constants[field.attname] = (default, field.get_db_prep_save(default, connection))
         _statements[key] = (
             f"INSERT INTO {quote(Event._meta.db_table)} "
             f"({', '.join(quote(f.column) for f in fields)}) "
             f"VALUES ({', '.join(['%s'] * len(fields))}) "
             f"RETURNING {quote(Event._meta.pk.column)}",
             fields,
+            constants,
         )
     return _statements[key]
 

@@ -14,7 +14,7 @@ from offchat_notify.backends.jobs import run
 from offchat_notify.exceptions import NotifyConfigurationError
 
 from . import checks, diagnosis
-from .options import DEFAULTS, problems
+from .options import DEFAULTS, merged, problems
 from .sender import sender
 from .stats import collect
 
@@ -29,8 +29,10 @@ class DramatiqBackend(BaseBackend):
 
     * ``QUEUE``: the actors' queue (default ``"offchat_notify"``), fixed when
       the actors are declared (``rundramatiq`` imports them at start);
-    * ``DISPATCH``: ``"inline"`` (default) sends in the committing thread,
-      ``"background"`` in a thread of its own (:mod:`.sender`);
+    * ``DISPATCH``: ``"background"`` (default) sends in a thread of its own
+      (:mod:`.sender`), so the request never waits on the broker;
+      ``"inline"`` sends in the committing thread (the default under
+      ``ON_BROKER_ERROR = "raise"``);
     * ``ON_BROKER_ERROR``, when the broker cannot take a new Event:
       ``"defer"`` (default) leaves it pending for the relay, ``"sync"``
       delivers it inline, ``"raise"`` lets the error reach the caller.
@@ -42,11 +44,12 @@ class DramatiqBackend(BaseBackend):
 
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         super().__init__(options)
+        self.options = merged(dict(options or {}))
         self.actors = load_actors()
 
     @classmethod
     def option_problems(cls, options: dict[str, Any]) -> list[str]:
-        return super().option_problems(options) + problems({**DEFAULTS, **options})
+        return super().option_problems(options) + problems(merged(options))
 
     def enqueue(self, job: str, *args: Any) -> None:
         self.actors[job].send(*args)

@@ -17,12 +17,25 @@ DEFAULT_QUEUE = "offchat_notify"
 # dramatiq's own rule for queue names (dramatiq/actor.py).
 _QUEUE_NAME_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9._-]*$")
 
-#: The options and their defaults.
+#: The options and their defaults. ``DISPATCH`` defaults to ``"background"``:
+#: the request pays for its own database writes and never waits on the broker
+#: (a broker that hangs cannot stall requests), and an id still queued when a
+#: process dies is sent by the relay. With ``ON_BROKER_ERROR = "raise"``, which
+#: needs a caller to raise to, it defaults to ``"inline"`` (see :func:`merged`).
 DEFAULTS: dict[str, Any] = {
     "QUEUE": DEFAULT_QUEUE,
-    "DISPATCH": "inline",
+    "DISPATCH": "background",
     "ON_BROKER_ERROR": "defer",
 }
+
+
+def merged(options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` over :data:`DEFAULTS`; ``DISPATCH``, when not given, is
+    ``"inline"`` under ``ON_BROKER_ERROR = "raise"`` and ``"background"`` otherwise."""
+    result = {**DEFAULTS, **options}
+    if "DISPATCH" not in options and result["ON_BROKER_ERROR"] == "raise":
+        result["DISPATCH"] = "inline"
+    return result
 
 
 def problems(merged: dict[str, Any]) -> list[str]:
