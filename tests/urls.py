@@ -5,5 +5,6 @@ from django.urls import include, path
 
 urlpatterns = [
     path("admin/", admin.site.urls),
-    path("notifications/", include("offchat_notify.urls")),
+    path("ops/", include("offchat_notify.urls")),
+    path("notifications/", include("offchat_notify.inbox.urls")),
 ]

@@ -30,6 +30,7 @@ class SimpleOffchatNotifyConfig(AppConfig):
         checks.register(notify_checks.check_scheduler_lock, "offchat_notify", deploy=True)
         checks.register(notify_checks.check_renamed, "offchat_notify")
         checks.register(notify_checks.check_sqlite, "offchat_notify")
+        checks.register(notify_checks.check_live, "offchat_notify")
         setting_changed.connect(reset_caches, dispatch_uid="offchat_notify.reset_caches")
         registry.connect_all()
 

@@ -15,6 +15,7 @@ from django.utils.module_loading import import_string
 
 from . import registry
 from .backends import get_backend, load_backend
+from .channels import live
 from .conf import find_problems, get_settings, new_place, raw_setting, renamed_keys
 from .exceptions import NotifyConfigurationError
 from .models import Event, Notification
@@ -230,6 +231,44 @@ def check_scheduler_lock(app_configs: Any = None, **kwargs: Any) -> list[checks.
                 "OFFCHAT_NOTIFY['SCHEDULER_LOCK_URL'] to a Redis URL (a Redis DRAMATIQ_BROKER "
                 "is used by default).",
                 id="offchat_notify.W005",
+            )
+        ]
+    return []
+
+
+def check_live(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """E016, W011: a live transport that cannot work, or that workers cannot reach."""
+    try:
+        conf = get_settings()
+        kind = live.transport()
+        backend_class = load_backend(conf.backend_path)
+    except Exception:  # reported by check_settings
+        return []
+    problem = ""
+    if kind == live.REDIS and not conf.LIVE_REDIS_URL and live.broker_redis_client() is None:
+        problem = "is 'redis', but LIVE_REDIS_URL is not set and the dramatiq broker is not Redis"
+    elif kind == live.POSTGRES:
+        vendor = connections[router.db_for_write(Notification)].vendor
+        if vendor != "postgresql":
+            problem = f"is 'postgres', but notifications are written to a {vendor} database"
+    if problem:
+        return [
+            checks.Error(
+                f"OFFCHAT_NOTIFY['LIVE'] {problem}: the live stream cannot hear of deliveries.",
+                hint="Set LIVE to 'auto', or give LIVE_REDIS_URL; None turns the stream off "
+                "(browsers then poll unread/).",
+                id="offchat_notify.E016",
+            )
+        ]
+    if kind == live.LOCAL and backend_class.runs_in_worker:
+        return [
+            checks.Warning(
+                f"The live stream's transport is in-process ('local'), but the {conf.BACKEND!r} "
+                "backend delivers in worker processes: open streams never hear of deliveries, "
+                "and browsers fall back to polling.",
+                hint="Use a Redis broker or OFFCHAT_NOTIFY['LIVE_REDIS_URL'], or PostgreSQL "
+                "(LIVE 'auto' picks them); or set LIVE to None.",
+                id="offchat_notify.W011",
             )
         ]
     return []

@@ -70,6 +70,12 @@ class NotifySettings:
     SCHEDULER_LOCK_TTL: int | float
     SCHEDULER_GRACE: int | float
     HEALTH_MAX_AGE: int | float
+    LIVE: str | None
+    LIVE_REDIS_URL: str | None
+    LIVE_CHANNEL: str
+    STREAM_HEARTBEAT: int | float
+    STREAM_MAX_PER_USER: int
+    STREAM_REPLAY: int
 
     @property
     def backend_path(self) -> str:

@@ -35,6 +35,12 @@ DEFAULTS: dict[str, Any] = {
     "SCHEDULER_LOCK_TTL": 10,
     "SCHEDULER_GRACE": 300,
     "HEALTH_MAX_AGE": 300,
+    "LIVE": "auto",
+    "LIVE_REDIS_URL": None,
+    "LIVE_CHANNEL": "offchat_notify:live",
+    "STREAM_HEARTBEAT": 15,
+    "STREAM_MAX_PER_USER": 5,
+    "STREAM_REPLAY": 100,
 }
 
 # Removed in 0.3: keys renamed in 0.2. Each still works, with a
@@ -64,10 +70,13 @@ SECONDS: dict[str, float] = {
     "SCHEDULER_LOCK_TTL": 0.1,
     "SCHEDULER_GRACE": 0.1,
     "HEALTH_MAX_AGE": 0.1,
+    "STREAM_HEARTBEAT": 1,
 }
 #: The most seconds any of them may be: 30 days.
 MAX_SECONDS = 30 * 24 * 3600
 _LOCK_SCHEMES = ("redis://", "rediss://", "unix://")
+#: The transports of the live stream (``LIVE``), besides None (off).
+LIVE_TRANSPORTS = ("auto", "redis", "postgres", "local")
 
 
 def _redacted(value: Any) -> str:

@@ -10,6 +10,7 @@ from typing import Any
 from .defaults import (
     _LOCK_SCHEMES,
     DEFAULTS,
+    LIVE_TRANSPORTS,
     MAX_SECONDS,
     RENAMED,
     SECONDS,
@@ -71,7 +72,7 @@ def find_problems(raw: Any) -> list[Problem]:
                 f"must be a non-empty string, not {merged[key]!r}.",
                 f"Default: {DEFAULTS[key]!r}.",
             )
-    for key in ("PAGE_SIZE", "MAX_ATTEMPTS", "RELAY_BATCH"):
+    for key in ("PAGE_SIZE", "MAX_ATTEMPTS", "RELAY_BATCH", "STREAM_MAX_PER_USER", "STREAM_REPLAY"):
         value = merged[key]
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             bad(key, f"must be a positive integer, not {value!r}.", f"Default: {DEFAULTS[key]}.")
@@ -94,6 +95,7 @@ def find_problems(raw: Any) -> list[Problem]:
             f"{_redacted(lock_url)}.",
             "None uses the Redis of DRAMATIQ_BROKER; '' runs the scheduler without a lock.",
         )
+    problems.extend(_live_problems(merged))
     for key, least in SECONDS.items():
         value = merged[key]
         if (
@@ -123,4 +125,43 @@ def find_problems(raw: Any) -> list[Problem]:
     for key in ("OPTIONS", "ROLE_RESOLVER_OPTIONS", "SCHEDULE"):
         if not isinstance(merged[key], dict):
             bad(key, f"must be a dict, not {type(merged[key]).__name__}.", "Default: {}.")
+    return problems
+
+
+def _live_problems(merged: dict[str, Any]) -> list[Problem]:
+    """LIVE, LIVE_REDIS_URL and LIVE_CHANNEL: the live stream's transport."""
+    problems = []
+    live = merged["LIVE"]
+    if live is not None and live not in LIVE_TRANSPORTS:
+        problems.append(
+            Problem(
+                "offchat_notify.E002",
+                "LIVE",
+                f"must be one of {', '.join(map(repr, LIVE_TRANSPORTS))} or None, not {live!r}.",
+                "Default 'auto': Redis when the broker is Redis or LIVE_REDIS_URL is set, "
+                "else PostgreSQL LISTEN/NOTIFY, else in-process; None turns the stream off.",
+            )
+        )
+    url = merged["LIVE_REDIS_URL"]
+    if url is not None and not (isinstance(url, str) and url.startswith(_LOCK_SCHEMES)):
+        problems.append(
+            Problem(
+                "offchat_notify.E002",
+                "LIVE_REDIS_URL",
+                f"must be a Redis URL ({', '.join(_LOCK_SCHEMES)}) or None, not {_redacted(url)}.",
+                "None uses the Redis of DRAMATIQ_BROKER when it is Redis.",
+            )
+        )
+    channel = merged["LIVE_CHANNEL"]
+    # PostgreSQL cuts identifiers at 63 bytes; LISTEN and pg_notify would disagree.
+    if not (isinstance(channel, str) and 0 < len(channel.encode()) <= 63 and "\0" not in channel):
+        problems.append(
+            Problem(
+                "offchat_notify.E002",
+                "LIVE_CHANNEL",
+                f"must be a non-empty string of at most 63 bytes, not {channel!r}.",
+                f"Default: {DEFAULTS['LIVE_CHANNEL']!r}. Give each site sharing a Redis or a "
+                "database a channel of its own.",
+            )
+        )
     return problems

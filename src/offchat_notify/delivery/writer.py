@@ -34,6 +34,7 @@ from django.db.models.constants import OnConflict
 from django.utils import timezone
 
 from offchat_notify import metrics
+from offchat_notify.channels import live
 from offchat_notify.models import Event, Notification
 from offchat_notify.roles import BaseRoles
 from offchat_notify.roles.spec import Spec
@@ -128,7 +129,9 @@ def write_range(
     written = 0
     if not _one_statement_pages():
         for last, users in iter_pages(audience, resolver, page_size, after=after, until=until):
-            writer.write(users)
+            if writer.write(users):
+                live.publish_page(event_id, after, last)  # once per page, after commit
+            after = last
             written += 1
             if last is None or last == until:
                 break
@@ -138,7 +141,10 @@ def write_range(
     memo: dict[Any, Any] = {}
     while True:
         users, upper, _most = next_page(audience, resolver, page_size, after, until, memo)
+        before = writer.added
         last, full = writer.write_first(users, page_size)
+        if writer.added > before:
+            live.publish_page(event_id, after, last)  # once per page, after commit
         written += 1
         if full and last != upper:
             after = last  # the page is full: more may follow below upper

@@ -1,0 +1,26 @@
+"""The user-facing URLs: the inbox JSON API and the live stream.
+
+Mount them with ``path("notifications/", include("offchat_notify.inbox.urls"))``,
+apart from the operations URLs (``offchat_notify.urls``). The URL names are
+in the namespace ``offchat_notify_inbox``: ``list``, ``unread``, ``read``,
+``unread_one``, ``read_all`` and ``stream``.
+"""
+
+from __future__ import annotations
+
+from django.urls import path
+
+from . import views
+from .http import APP_NAME
+from .stream import stream
+
+app_name = APP_NAME
+
+urlpatterns = [
+    path("", views.notification_list, name="list"),
+    path("unread/", views.unread, name="unread"),
+    path("read/", views.mark_all_read, name="read_all"),
+    path("<int:pk>/read/", views.mark_read, name="read"),
+    path("<int:pk>/unread/", views.mark_unread, name="unread_one"),
+    path("stream/", stream, name="stream"),
+]
