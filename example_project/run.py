@@ -3,15 +3,15 @@
 
     python3 example_project/run.py [--port 8000] [--host 127.0.0.1] [--database PATH] [--noreload]
 
-Migrates the SQLite database, creates the demo users, then starts the Django
-development server and, when REDIS_URL is set, a Dramatiq worker
-(``manage.py rundramatiq``). Without REDIS_URL, notifications are delivered
-in-process by the sync backend and no broker is needed. Ctrl-C stops
-everything.
+Migrates the SQLite database, creates the demo users, then serves the site
+under ASGI with uvicorn (``example.asgi``, reloading on code changes) and,
+when REDIS_URL is set, starts a Dramatiq worker (``manage.py rundramatiq``).
+Without REDIS_URL, notifications are delivered in-process by the sync backend
+and no broker is needed. Ctrl-C stops everything.
 
-It runs with the interpreter that runs it: Django, dramatiq, django-dramatiq
-and offchat-notify (and redis, for REDIS_URL) must be installed there. The
-repository's dev.py sets that up.
+It runs with the interpreter that runs it: Django, dramatiq, django-dramatiq,
+uvicorn and offchat-notify (and redis, for REDIS_URL) must be installed
+there. The repository's dev.py sets that up.
 """
 
 from __future__ import annotations
@@ -35,6 +35,8 @@ HERE = Path(__file__).resolve().parent
 WINDOWS = os.name == "nt"
 #: How long children get to stop on their own before they are killed.
 STOP_TIMEOUT = 10.0
+#: Seconds uvicorn waits for open connections (live streams never end) when stopping.
+GRACEFUL_SHUTDOWN = 3
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -86,25 +88,25 @@ def run(args: argparse.Namespace) -> int:
     print(f"Open {url}")
     print("  Log in as carol and post a message in #general: alice (admin) is notified.")
     print("  Log in as dave and flag carol's message: bob (moderator) is notified.")
+    print("  Keep alice's page open in another browser: her badge updates without a reload.")
     print("Press Ctrl-C to stop.\n", flush=True)
 
     children: list[Child] = []
     try:
-        # runserver's autoreloader parent does not pass SIGTERM on to the server
-        # it runs, so its whole group is signalled.
-        runserver = ["runserver", f"{args.host}:{args.port}"]
-        if args.noreload:
-            runserver.append("--noreload")
-        children.append(Child.start("web", runserver, env, signal_group=True))
+        # uvicorn's reloader runs the server in a child process: the whole group
+        # is signalled.
+        web = web_command(args.host, args.port, reload=not args.noreload)
+        children.append(Child.start("web", web, env, signal_group=True))
         if redis_url:
             # dramatiq's main process stops its worker processes itself, and a
             # second SIGTERM makes them quit at once: signal the main one only.
-            worker = ["rundramatiq", "--processes", "1", "--threads", "2"]
+            worker = manage_command("rundramatiq", "--processes", "1", "--threads", "2")
             children.append(Child.start("worker", worker, env, signal_group=False))
         # The periodic jobs: the relay (every 5 s) and retention (nightly). With
         # Redis it holds the scheduler lock and a worker runs the jobs; without,
         # it runs them itself.
-        children.append(Child.start("scheduler", ["notify_scheduler"], env, signal_group=False))
+        scheduler = manage_command("notify_scheduler")
+        children.append(Child.start("scheduler", scheduler, env, signal_group=False))
         while True:
             for child in children:
                 code = child.process.poll()
@@ -119,21 +121,40 @@ def run(args: argparse.Namespace) -> int:
         stop_all(children)
 
 
+def web_command(host: str, port: int, *, reload: bool) -> list[str]:
+    """uvicorn serving ``example.asgi:application``: ASGI, for the live inbox stream."""
+    command = [
+        sys.executable, "-m", "uvicorn", "example.asgi:application",
+        "--host", host, "--port", str(port),
+        # Django has no lifespan handler; say so rather than let uvicorn probe it.
+        "--lifespan", "off",
+        "--timeout-graceful-shutdown", str(GRACEFUL_SHUTDOWN),
+    ]  # fmt: skip
+    if reload:
+        command += ["--reload", "--reload-dir", str(HERE)]
+    return command
+
+
+def manage_command(*arguments: str) -> list[str]:
+    return [sys.executable, "manage.py", *arguments]
+
+
 def describe_mode(redis_url: str, backend: str) -> list[str]:
     """The start banner's lines about the backend: which mode, and how to get the other."""
     if redis_url:
         lines = [
             f"Mode: Redis ({redact_url(redis_url)}), backend {backend}.",
             "  The web server writes each Event; a separate Dramatiq worker process",
-            "  (manage.py rundramatiq) delivers it. Unset REDIS_URL to run without Redis.",
+            "  (manage.py rundramatiq) delivers it, and Redis pub/sub tells the web server",
+            "  which open pages to update. Unset REDIS_URL to run without Redis.",
             "  manage.py notify_scheduler runs the relay and retention (a worker runs them).",
         ]
     else:
         lines = [
             f"Mode: no Redis (REDIS_URL is not set), backend {backend}, in-process.",
-            "  Notifications are delivered inside the web server right after each commit:",
-            "  no broker, no worker. Set REDIS_URL=redis://127.0.0.1:6379/0 to use Redis",
-            "  and a Dramatiq worker.",
+            "  Notifications are delivered inside the web server right after each commit,",
+            "  and pushed to open pages by the same process: no broker, no worker.",
+            "  Set REDIS_URL=redis://127.0.0.1:6379/0 to use Redis and a Dramatiq worker.",
             "  manage.py notify_scheduler runs the relay and retention itself.",
         ]
         if backend == "dramatiq":
@@ -146,14 +167,14 @@ def describe_mode(redis_url: str, backend: str) -> list[str]:
 
 def find_problem(redis_url: str, host: str, port: int) -> str | None:
     """A sentence saying why the demo cannot start, or None."""
-    needed = ["django", "dramatiq", "django_dramatiq", "offchat_notify"]
+    needed = ["django", "dramatiq", "django_dramatiq", "uvicorn", "offchat_notify"]
     if redis_url:
         needed.append("redis")
     missing = [name for name in needed if importlib.util.find_spec(name) is None]
     if missing:
         return (
             f"{', '.join(missing)} not installed for {sys.executable}. From the repository "
-            'root, run python3 dev.py, or: pip install -e ".[redis]"'
+            'root, run python3 dev.py example, or: pip install -e ".[redis]" uvicorn'
         )
     if redis_url:
         parts = urlsplit(redis_url)
@@ -185,11 +206,11 @@ def manage(arguments: list[str], env: dict[str, str]) -> int:
 
 
 class Child:
-    """A long-running manage.py command in its own process group.
+    """A long-running command (uvicorn, a manage.py command) in its own process group.
 
-    Its own group, so that its own children (runserver's autoreloader child,
-    dramatiq's worker processes) can be waited for, and killed if they hang:
-    no orphans. run.py alone receives Ctrl-C and passes it on.
+    Its own group, so that its own children (uvicorn's server under its
+    reloader, dramatiq's worker processes) can be waited for, and killed if
+    they hang: no orphans. run.py alone receives Ctrl-C and passes it on.
     """
 
     def __init__(self, name: str, process: subprocess.Popen[bytes], signal_group: bool) -> None:
@@ -199,14 +220,14 @@ class Child:
 
     @classmethod
     def start(
-        cls, name: str, arguments: list[str], env: dict[str, str], *, signal_group: bool
+        cls, name: str, command: list[str], env: dict[str, str], *, signal_group: bool
     ) -> Child:
         if WINDOWS:
             options: dict = {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP}
         else:
             options = {"start_new_session": True}
         process = subprocess.Popen(
-            [sys.executable, "manage.py", *arguments],
+            command,
             cwd=HERE,
             env=env,
             stdin=subprocess.DEVNULL,

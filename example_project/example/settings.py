@@ -82,6 +82,8 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "example.urls"
+# run.py serves the ASGI application with uvicorn: the live inbox stream needs ASGI.
+ASGI_APPLICATION = "example.asgi.application"
 WSGI_APPLICATION = "example.wsgi.application"
 
 TEMPLATES = [
@@ -94,7 +96,6 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "chat.context_processors.notifications",
             ],
         },
     },
@@ -122,6 +123,9 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# A CSRF failure on offchat-notify's inbox URLs answers JSON, as the rest of its API
+# does; any other page keeps Django's.
+CSRF_FAILURE_VIEW = "offchat_notify.inbox.http.csrf_failure"
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "chat:index"
 LOGOUT_REDIRECT_URL = "login"

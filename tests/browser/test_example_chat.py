@@ -1,173 +1,32 @@
-"""The example chat project in a real browser: headless Chromium driven by Playwright.
+"""The example chat project in a real browser: the demo's story through its pages.
 
-Each test starts ``example_project/run.py`` as a user would, on a free port
-with a fresh SQLite database in a temporary directory (never the developer's
-``example_project/db.sqlite3``), and plays the demo's story through the pages.
-
-Needs the ``playwright`` package (in the ``test`` dependency group) and
-Debian's chromium at /usr/bin/chromium (``CHROMIUM_PATH`` to use another).
-Playwright's own browser download is never used. Without either, the tests
-skip, or fail when the CI environment variable is set.
+Headless Chromium driven by Playwright, against ``example_project/run.py``
+(fixtures in conftest.py). The header's badge updates without a reload
+(test_live_inbox.py measures it); here the pages are followed as a user
+clicks through them.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
 import re
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from tests.helpers import ROOT, require
-
-try:
-    from playwright.sync_api import expect, sync_playwright
-except ImportError:  # the browser fixture skips (or fails, in CI) with the reason
-    expect = sync_playwright = None
+from .conftest import Demo
+from .pages import (
+    badge,
+    expect,
+    flag_message,
+    message_item,
+    open_inbox,
+    post_message,
+    wait_for_badge,
+)
 
 pytestmark = pytest.mark.browser
-
-CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-PASSWORD = "demo1234"
-#: Seconds for run.py to migrate, seed and answer; then to stop everything.
-START_TIMEOUT = 90
-STOP_TIMEOUT = 30
-#: Milliseconds for one Playwright action or assertion.
-ACTION_TIMEOUT_MS = 15_000
-#: Seconds for a notification to arrive (the Redis mode waits for the worker).
-DELIVERY_TIMEOUT = 30
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    require(
-        "Playwright",
-        sync_playwright is not None,
-        "the playwright package is not installed: pip install playwright "
-        "(it is in the test dependency group; never run `playwright install`)",
-    )
-    require(
-        "Chromium",
-        os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK),
-        f"no browser at {CHROMIUM}: install Debian's chromium package "
-        "(apt-get install chromium), or set CHROMIUM_PATH",
-    )
-    expect.set_options(timeout=ACTION_TIMEOUT_MS)
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
-        )
-        try:
-            yield chromium
-        finally:
-            chromium.close()
-
-
-@dataclass
-class Demo:
-    url: str
-    mode: str
-    log: Path
-
-
-@pytest.fixture
-def demo(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Demo]:
-    """``run.py`` on a free port and a fresh database; stopped, with all its processes, after.
-
-    Parametrize indirectly with ``"sync"`` (the default: no Redis, in-process
-    delivery) or ``"redis"`` (Redis and a separate worker process).
-    """
-    mode = getattr(request, "param", "sync")
-    env = {
-        name: value
-        for name, value in os.environ.items()
-        # The demo's own defaults, whatever this shell has set.
-        if not name.startswith("DJANGO_")
-        and name not in ("REDIS_URL", "OFFCHAT_BACKEND", "SQLITE_PATH", "DRAMATIQ_NAMESPACE")
-    }
-    env["PYTHONUNBUFFERED"] = "1"
-    namespace = f"offchat-browser-{uuid.uuid4().hex[:12]}"
-    if mode == "redis":
-        redis_url = request.getfixturevalue("redis_url")  # skips, or fails in CI, without Redis
-        env["REDIS_URL"] = redis_url
-        env["DRAMATIQ_NAMESPACE"] = namespace  # its own queues: never another demo's worker
-    port = _free_port()
-    log_path = tmp_path / "run.log"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                str(ROOT / "example_project" / "run.py"),
-                "--port",
-                str(port),
-                "--database",
-                str(tmp_path / "db.sqlite3"),
-                # Edits to the sources during a run must not restart the server mid-test.
-                "--noreload",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # Ctrl-C in pytest's terminal reaches pytest only
-        )
-    try:
-        url = f"http://127.0.0.1:{port}/"
-        _wait_until_serving(url, process, log_path)
-        yield Demo(url=url, mode=mode, log=log_path)
-    finally:
-        leftover = _stop(process)
-        if mode == "redis":
-            _flush_namespace(env["REDIS_URL"], namespace)
-        # Shown by pytest when the test fails.
-        print(f"--- run.py output ({mode}) ---\n{log_path.read_text(errors='replace')}")
-        assert not leftover, f"run.py left processes running after it stopped: {leftover}"
-
-
-@pytest.fixture
-def log_in(browser: Any, demo: Demo) -> Iterator[Callable[[str], Any]]:
-    """Log a demo user in, in a browser context (cookies) of their own; return the page."""
-    contexts = []
-
-    def log_in(username: str) -> Any:
-        context = browser.new_context(base_url=demo.url)
-        contexts.append(context)
-        context.set_default_timeout(ACTION_TIMEOUT_MS)
-        page = context.new_page()
-        page.goto("accounts/login/")
-        page.get_by_label("Username").fill(username)
-        page.get_by_label("Password").fill(PASSWORD)
-        page.get_by_role("button", name="Log in").click()
-        expect(page.locator("header .user")).to_have_text(username)
-        expect(page.get_by_role("heading", name="Conversations")).to_be_visible()
-        return page
-
-    try:
-        yield log_in
-    finally:
-        for context in contexts:
-            context.close()
 
 
 @pytest.mark.parametrize(
@@ -179,8 +38,9 @@ def test_member_message_notifies_admin(demo: Demo, log_in: Callable[[str], Any])
     post_message(carol, "general", text)
 
     alice = log_in("alice")
-    wait_for_nav_count(alice, 1)  # in the nav bar, on every page
-    alice.locator("header").get_by_role("link", name="Notifications").click()
+    wait_for_badge(alice, 1)  # in the header, on every page
+    open_inbox(alice)
+    alice.get_by_role("link", name="See all").click()
     expect(alice.locator("#unread-count")).to_have_text("1 unread")
     item = alice.locator("li.notification")
     expect(item).to_have_count(1)
@@ -192,7 +52,7 @@ def test_member_message_notifies_admin(demo: Demo, log_in: Callable[[str], Any])
 
     item.get_by_role("button", name="Mark read").click()
     expect(alice.locator("#unread-count")).to_have_text("0 unread")
-    expect(alice.locator("#nav-unread")).to_have_count(0)
+    expect(badge(alice)).to_be_hidden()
     expect(item).not_to_have_class(re.compile(r"\bunread\b"))
 
     # The link goes to the message, in its conversation.
@@ -220,8 +80,9 @@ def test_member_flag_notifies_moderators(demo: Demo, log_in: Callable[[str], Any
     flag_message(dave, "general", text, reason="spam")
     expect(message_item(dave, text)).to_contain_text("You flagged this")
 
-    wait_for_nav_count(bob, 1)
     bob.goto("notifications/")
+    wait_for_badge(bob, 1)
+    bob.reload()  # the page's list is rendered by the server
     item = bob.locator("li.notification")
     expect(item).to_have_count(1)
     expect(item.locator(".title")).to_have_text("dave flagged a message from carol in #general")
@@ -231,134 +92,4 @@ def test_member_flag_notifies_moderators(demo: Demo, log_in: Callable[[str], Any
     bob.get_by_role("button", name="Mark all read").click()
     expect(bob.locator(".messages")).to_contain_text("1 notification(s) marked read.")
     expect(bob.locator("#unread-count")).to_have_text("0 unread")
-    expect(bob.locator("#nav-unread")).to_have_count(0)
-
-
-# Page steps
-
-
-def open_conversation(page: Any, name: str) -> None:
-    page.locator("header").get_by_role("link", name="Conversations").click()
-    page.get_by_role("link", name=f"#{name}").click()
-    expect(page.get_by_role("heading", name=f"#{name}")).to_be_visible()
-
-
-def message_item(page: Any, text: str) -> Any:
-    return page.locator("li.message").filter(has_text=text)
-
-
-def post_message(page: Any, conversation: str, text: str) -> None:
-    open_conversation(page, conversation)
-    page.get_by_placeholder("Write a message…").fill(text)
-    page.get_by_role("button", name="Send", exact=True).click()
-    expect(page.locator(".messages")).to_contain_text("Message sent.")
-    expect(message_item(page, text)).to_have_count(1)
-
-
-def flag_message(page: Any, conversation: str, text: str, reason: str = "") -> None:
-    open_conversation(page, conversation)
-    item = message_item(page, text)
-    if reason:
-        item.get_by_placeholder("Reason (optional)").fill(reason)
-    item.get_by_role("button", name="Flag").click()
-    expect(page.locator(".messages")).to_contain_text("Message flagged.")
-    expect(message_item(page, text).locator(".badge")).to_have_text("flagged")
-
-
-def wait_for_nav_count(page: Any, count: int) -> None:
-    """Reload until the nav bar shows ``count`` unread (delivery may be in a worker)."""
-    badge = page.locator("#nav-unread")
-    deadline = time.monotonic() + DELIVERY_TIMEOUT
-    while time.monotonic() < deadline:
-        if badge.count() and badge.inner_text().strip() == str(count):
-            return
-        time.sleep(0.25)
-        page.reload()
-    expect(badge).to_have_text(str(count), timeout=1)  # fails with Playwright's message
-
-
-# Processes
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _wait_until_serving(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    while True:
-        if process.poll() is not None:
-            pytest.fail(
-                f"run.py exited with code {process.returncode} before serving:\n"
-                f"{log.read_text(errors='replace')}"
-            )
-        try:
-            with urllib.request.urlopen(f"{url}accounts/login/", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, OSError):
-            pass
-        if time.monotonic() > deadline:
-            pytest.fail(
-                f"run.py did not answer at {url} within {START_TIMEOUT}s:\n"
-                f"{log.read_text(errors='replace')}"
-            )
-        time.sleep(0.2)
-
-
-def _stop(process: subprocess.Popen[bytes]) -> list[int]:
-    """Ctrl-C run.py, as a user would; return the pids of its processes still running after.
-
-    Those are killed, so that nothing outlives the test, but reported.
-    """
-    tree = _descendants(process.pid)
-    if process.poll() is None:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-    leftover = [pid for pid in tree if _running(pid)]
-    for pid in leftover:
-        with contextlib.suppress(OSError):
-            os.kill(pid, signal.SIGKILL)
-    return leftover
-
-
-def _descendants(pid: int) -> list[int]:
-    """The pids of ``pid``'s children, grandchildren... (Linux /proc; elsewhere, none)."""
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").glob("[0-9]*/stat"):
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            # "pid (comm) state ppid ...": comm may hold spaces and parentheses.
-            fields = entry.read_text().rsplit(")", 1)[1].split()
-            parents[int(entry.parent.name)] = int(fields[1])
-    found: list[int] = []
-    frontier = [pid]
-    while frontier:
-        parent = frontier.pop()
-        children = [child for child, ppid in parents.items() if ppid == parent]
-        found += children
-        frontier += children
-    return found
-
-
-def _running(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state not in ("Z", "X")  # a zombie has exited; only its exit status is left
-
-
-def _flush_namespace(redis_url: str, namespace: str) -> None:
-    import redis
-
-    with contextlib.suppress(redis.RedisError):
-        client = redis.Redis.from_url(redis_url)
-        keys = list(client.scan_iter(f"{namespace}*"))
-        if keys:
-            client.delete(*keys)
+    expect(badge(bob)).to_be_hidden()
