@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from offchat_notify.models import Notification
+from offchat_notify.models import Event, Notification
 
 
 def actor_name(actor: Any) -> str | None:
@@ -28,12 +28,10 @@ def target_url(target: Any) -> str | None:
     return str(url())
 
 
-def item(notification: Notification) -> dict[str, Any]:
-    """``notification`` as JSON. Its Event, actor and target should be loaded
-    already (``Notification.objects.with_event()``), or each costs a query."""
-    event = notification.event
+def event_fields(event: Event) -> dict[str, Any]:
+    """What every recipient's item of ``event`` shares. Its actor and target
+    should be loaded already, or each costs a query."""
     return {
-        "id": notification.pk,
         "verb": event.verb,
         "title": event.title,
         "body": event.body,
@@ -41,6 +39,17 @@ def item(notification: Notification) -> dict[str, Any]:
         "data": event.data,
         "actor": actor_name(event.actor),
         "target_url": target_url(event.target),
+    }
+
+
+def item(notification: Notification, shared: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``notification`` as JSON. Its Event, actor and target should be loaded
+    already (``Notification.objects.with_event()``), or each costs a query;
+    ``shared``, the :func:`~offchat_notify.inbox.items.event_fields` of its
+    Event, saves even that."""
+    return {
+        "id": notification.pk,
+        **(shared if shared is not None else event_fields(notification.event)),
         "created_at": notification.created_at.isoformat(),
         "read_at": notification.read_at.isoformat() if notification.read_at else None,
     }

@@ -35,9 +35,13 @@ RETRY_MS = 3000
 REMEMBERED = 16
 
 
-def event(notification_id: int, data: dict[str, Any]) -> str:
-    """One notification as an SSE event (JSON never holds a raw newline)."""
-    body = json.dumps(data, cls=DjangoJSONEncoder, separators=(",", ":"))
+def event(notification_id: int, data: dict[str, Any] | str) -> str:
+    """One notification as an SSE event (JSON never holds a raw newline);
+    ``data`` is the item, or its JSON already encoded."""
+    if isinstance(data, str):
+        body = data
+    else:
+        body = json.dumps(data, cls=DjangoJSONEncoder, separators=(",", ":"))
     return f"id: {notification_id}\nevent: notification\ndata: {body}\n\n"
 
 
