@@ -45,7 +45,7 @@ def event_fields(event: Event) -> dict[str, Any]:
 def item(notification: Notification, shared: dict[str, Any] | None = None) -> dict[str, Any]:
     """``notification`` as JSON. Its Event, actor and target should be loaded
     already (``Notification.objects.with_event()``), or each costs a query;
-    ``shared``, the :func:`~offchat_notify.inbox.items.event_fields` of its
+    ``shared``, the ``event_fields()`` of its
     Event, saves even that."""
     return {
         "id": notification.pk,
