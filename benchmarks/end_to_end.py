@@ -148,14 +148,7 @@ class Worker:
         return max((p for p in peaks if p is not None), default=0.0)
 
     def __exit__(self, *exc: object) -> None:
-        try:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=10)
-        except ProcessLookupError:
-            pass
+        services.stop_group(self.proc)
         self.log.close()
 
     def check_alive(self) -> None:

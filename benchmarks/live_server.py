@@ -15,8 +15,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import socket
 import subprocess
 import sys
@@ -171,14 +169,7 @@ class WebServer:
         return f"http://{self.host}:{self.port}"
 
     def __exit__(self, *exc: object) -> None:
-        try:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=10)
-        except ProcessLookupError:
-            pass
+        services.stop_group(self.proc)
         self.log.close()
 
     def check_alive(self) -> None:

@@ -16,6 +16,8 @@ import os
 import platform
 import resource
 import shutil
+import signal
+import subprocess
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -144,6 +146,19 @@ def rss_mb() -> float:
     import psutil
 
     return psutil.Process().memory_info().rss / 2**20
+
+
+def stop_group(proc: Any) -> None:
+    """Stop the process group ``proc`` leads (a worker, a server): SIGTERM, then
+    SIGKILL after 30 s; a group already gone is fine."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+    except ProcessLookupError:
+        pass
 
 
 def peak_rss_of(pid: int) -> float | None:
