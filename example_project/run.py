@@ -29,6 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import vapid_keys  # beside this file
 from redact import redact_url  # beside this file
 
 HERE = Path(__file__).resolve().parent
@@ -75,6 +76,11 @@ def run(args: argparse.Namespace) -> int:
     if args.database is not None:
         env["SQLITE_PATH"] = str(args.database.resolve())
     database = env.get("SQLITE_PATH", "").strip() or str(HERE / "db.sqlite3")
+    # Emails are written as files beside the database, one per message.
+    env.setdefault("EXAMPLE_EMAIL_DIR", str(Path(database).resolve().parent / "sent_emails"))
+    env["EXAMPLE_SITE_URL"] = f"http://{args.host}:{args.port}"
+    # Web push: the demo's VAPID key pair, made on first run beside the database.
+    env.update(vapid_keys.ensure(Path(database).resolve().parent))
     print(f"Database: {database} (SQLite; migrating)", flush=True)
     if manage(["migrate", "--noinput", "--verbosity", "0"], env) or manage(["seed_demo"], env):
         print("run.py: setting up the database failed (see above).", file=sys.stderr)
@@ -87,7 +93,9 @@ def run(args: argparse.Namespace) -> int:
     print()
     print(f"Open {url}")
     print("  Log in as carol and post a message in #general: alice (admin) is notified.")
-    print("  Log in as dave and flag carol's message: bob (moderator) is notified.")
+    print("  Log in as dave and flag carol's message: bob (moderator) is notified,")
+    print(f"  and emailed: each email is a file in {env['EXAMPLE_EMAIL_DIR']}")
+    print("  Mute what you don't want to hear of, or turn on push: Preferences, in the header.")
     print("  Keep alice's page open in another browser: her badge updates without a reload.")
     print("Press Ctrl-C to stop.\n", flush=True)
 

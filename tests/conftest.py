@@ -121,15 +121,15 @@ def make_users(db: None) -> Callable[..., list[Any]]:
 def _swap_actor_broker(broker: Any) -> Iterator[Any]:
     """Point the library's actors at ``broker`` for one test, then restore them.
 
-    All three actors of ``offchat_notify.tasks`` (deliver_event, deliver_chunk,
-    run_job) move, and the global broker with them.
+    Every actor of ``offchat_notify.tasks`` (``ACTORS``: deliver_event,
+    deliver_chunk, run_job, deliver_channel) moves, and the global broker with them.
     """
     import dramatiq
 
-    from offchat_notify.tasks import deliver_chunk, deliver_event, run_job
+    from offchat_notify.tasks import ACTORS
 
     previous_global = dramatiq.get_broker()
-    previous = {actor: actor.broker for actor in (deliver_event, deliver_chunk, run_job)}
+    previous = {actor: actor.broker for actor in ACTORS.values()}
     try:
         for actor in previous:
             broker.declare_actor(actor)

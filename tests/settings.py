@@ -173,3 +173,9 @@ if os.environ.get("TEST_LOG_LEVELS"):
     # Each line starts with its level, so a test can look for ERROR lines.
     LOGGING["formatters"] = {"levels": {"format": "%(levelname)s %(name)s: %(message)s"}}
     LOGGING["handlers"]["console"]["formatter"] = "levels"
+if os.environ.get("TEST_EMAIL_PORT"):
+    # Worker processes of the email tests send to the SMTP server the test runs.
+    EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    EMAIL_HOST = "127.0.0.1"
+    EMAIL_PORT = int(os.environ["TEST_EMAIL_PORT"])
+    EMAIL_TIMEOUT = 10

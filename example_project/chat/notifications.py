@@ -46,4 +46,6 @@ def message_flagged(flag: Flag) -> registry.Notice | None:
         actor=flagger,
         target=message,
         data={"flag_id": flag.pk},
+        # The channels besides the inbox come from CHANNELS_BY_VERB (settings):
+        # email, and web push when the demo has a VAPID key pair.
     )

@@ -7,6 +7,7 @@ or a Flag is created.
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
@@ -18,10 +19,18 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
+from offchat_notify import preferences as notify_preferences
 from offchat_notify.models import Notification
 
 from .forms import FlagForm, MessageForm
 from .models import Conversation, Flag, Message
+
+#: What a user may mute on the preferences page: (verb, what it is), per channel.
+MUTABLE_VERBS = [
+    ("message.sent", "A new message (admins)"),
+    ("message.flagged", "A flagged message (moderators)"),
+]
+MUTABLE_CHANNELS = [("email", "Email"), ("webpush", "Push")]
 
 #: How many messages a conversation page shows (the newest ones).
 MESSAGES_SHOWN = 100
@@ -125,6 +134,46 @@ def mark_all_read(request: HttpRequest) -> HttpResponse:
     if count:
         messages.success(request, f"{count} notification(s) marked read.")
     return _back(request)
+
+
+@login_required
+def preferences(request: HttpRequest) -> HttpResponse:
+    """Mute or unmute a verb per channel: offchat-notify's preferences, one form.
+
+    A ticked box means "send me this"; the inbox always gets everything.
+    """
+    user = request.user
+    if request.method == "POST":
+        for verb, _label in MUTABLE_VERBS:
+            for channel, _name in MUTABLE_CHANNELS:
+                wanted = request.POST.get(f"{verb}:{channel}") == "on"
+                if wanted:
+                    notify_preferences.unmute(user, channel, verb)
+                else:
+                    notify_preferences.mute(user, channel, verb)
+        messages.success(request, "Preferences saved.")
+        return redirect("chat:preferences")
+    rows = [
+        {
+            "verb": verb,
+            "label": label,
+            "channels": [
+                {
+                    "name": f"{verb}:{channel}",
+                    "label": name,
+                    "on": not notify_preferences.is_muted(user, channel, verb),
+                }
+                for channel, name in MUTABLE_CHANNELS
+            ],
+        }
+        for verb, label in MUTABLE_VERBS
+    ]
+    push_enabled = bool(settings.OFFCHAT_NOTIFY.get("WEBPUSH_VAPID_PRIVATE_KEY"))
+    return render(
+        request,
+        "chat/preferences.html",
+        {"rows": rows, "channels": MUTABLE_CHANNELS, "push_enabled": push_enabled},
+    )
 
 
 def _back(request: HttpRequest) -> HttpResponse:

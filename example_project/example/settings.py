@@ -13,6 +13,11 @@ DJANGO_ALLOWED_HOSTS comma-separated, default 127.0.0.1,localhost.
 DRAMATIQ_NAMESPACE   the prefix of dramatiq's Redis keys, default dramatiq.
 SQLITE_PATH          the SQLite database file, default example_project/db.sqlite3
                      (run.py --database PATH sets it).
+EXAMPLE_EMAIL_DIR    where emails are written, one file each; default
+                     example_project/sent_emails (run.py: beside the database).
+EXAMPLE_SITE_URL     the site's address for the emails' links (run.py sets it).
+EXAMPLE_VAPID_PRIVATE_KEY, EXAMPLE_VAPID_PUBLIC_KEY
+                     the VAPID pair of web push (run.py makes one); unset: no push.
 """
 
 from __future__ import annotations
@@ -143,6 +148,7 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 NOTIFY_BACKEND = os.environ.get("OFFCHAT_BACKEND", "").strip() or (
     "dramatiq" if REDIS_URL else "sync"
 )
+VAPID_PRIVATE_KEY = os.environ.get("EXAMPLE_VAPID_PRIVATE_KEY", "").strip()
 OFFCHAT_NOTIFY = {
     "BACKEND": NOTIFY_BACKEND,
     # With the dramatiq backend, a request that posts a message hands the broker
@@ -154,7 +160,33 @@ OFFCHAT_NOTIFY = {
     "RETENTION_DAYS": 30,
     # Without Redis there is one scheduler (run.py's) and nothing to lock.
     **({} if REDIS_URL else {"SCHEDULER_LOCK_URL": ""}),
+    # Where the unsubscribe links of the emails point (run.py sets it).
+    "EMAIL_SITE_URL": os.environ.get("EXAMPLE_SITE_URL", "").strip() or "http://127.0.0.1:8000",
+    # Besides the inbox: moderators are emailed each flag; with a VAPID key pair
+    # (run.py makes one), flags and messages also go out as web push to the
+    # browsers that turned it on (Preferences).
+    "CHANNELS_BY_VERB": (
+        {"message.flagged": ["email", "webpush"], "message.sent": ["webpush"]}
+        if VAPID_PRIVATE_KEY
+        else {"message.flagged": ["email"]}
+    ),
+    **(
+        {
+            "WEBPUSH_VAPID_PRIVATE_KEY": VAPID_PRIVATE_KEY,
+            "WEBPUSH_VAPID_PUBLIC_KEY": os.environ.get("EXAMPLE_VAPID_PUBLIC_KEY", "").strip(),
+            "WEBPUSH_VAPID_SUBJECT": "mailto:admin@example.com",
+        }
+        if VAPID_PRIVATE_KEY
+        else {}
+    ),
 }
+
+# Email goes through Django's mail machinery. In this demo each message is a
+# file in EXAMPLE_EMAIL_DIR (run.py: beside the database, and it says where);
+# a real site sets an SMTP server or a django-anymail provider here.
+EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
+EMAIL_FILE_PATH = os.environ.get("EXAMPLE_EMAIL_DIR", "").strip() or str(BASE_DIR / "sent_emails")
+DEFAULT_FROM_EMAIL = "chat@example.com"
 
 # The broker django-dramatiq builds. With Redis, offchat-notify's RedisBroker:
 # dramatiq's, except that it wakes an idle worker as soon as a message is sent

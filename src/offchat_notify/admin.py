@@ -13,7 +13,15 @@ from django.urls import path
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from .models import Event, JobRun, Notification, NotificationQuerySet
+from .models import (
+    ChannelSend,
+    Event,
+    JobRun,
+    Notification,
+    NotificationQuerySet,
+    Preference,
+    PushSubscription,
+)
 from .ops.status import holder_label, snapshot
 from .relay import retry
 
@@ -21,8 +29,12 @@ if TYPE_CHECKING:
     EventModelAdmin = admin.ModelAdmin[Event]
     NotificationModelAdmin = admin.ModelAdmin[Notification]
     JobRunModelAdmin = admin.ModelAdmin[JobRun]
+    ChannelSendModelAdmin = admin.ModelAdmin[ChannelSend]
+    PreferenceModelAdmin = admin.ModelAdmin[Preference]
+    PushSubscriptionModelAdmin = admin.ModelAdmin[PushSubscription]
 else:  # generic in django-stubs only: Django's ModelAdmin cannot be subscripted
     EventModelAdmin = NotificationModelAdmin = JobRunModelAdmin = admin.ModelAdmin
+    ChannelSendModelAdmin = PreferenceModelAdmin = PushSubscriptionModelAdmin = admin.ModelAdmin
 
 
 @admin.register(Event)
@@ -148,6 +160,48 @@ class NotificationAdmin(NotificationModelAdmin):
 class JobRunAdmin(JobRunModelAdmin):
     list_display = ["name", "last_started_at", "last_duration_ms", "runs", "last_error"]
     readonly_fields = [f.name for f in JobRun._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(ChannelSend)
+class ChannelSendAdmin(ChannelSendModelAdmin):
+    """The record of each email: read-only, what the worker wrote."""
+
+    list_display = ["id", "channel", "recipient", "event", "state", "attempts", "sent_at"]
+    list_filter = ["channel", "state"]
+    list_select_related = ["event", "recipient"]
+    readonly_fields = [f.name for f in ChannelSend._meta.fields]
+    show_full_result_count = False
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Preference)
+class PreferenceAdmin(PreferenceModelAdmin):
+    list_display = ["user", "channel", "verb", "created_at"]
+    list_filter = ["channel"]
+    search_fields = ["verb"]
+    raw_id_fields = ["user"]
+
+
+@admin.register(PushSubscription)
+class PushSubscriptionAdmin(PushSubscriptionModelAdmin):
+    """A browser's push subscription: seen and deleted here, made by the browser only
+    (its keys come from the browser's push service)."""
+
+    list_display = ["id", "user", "user_agent", "created_at", "last_used_at"]
+    list_select_related = ["user"]
+    raw_id_fields = ["user"]
+    readonly_fields = [f.name for f in PushSubscription._meta.fields]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -15,6 +15,7 @@ from .backends import get_backend
 from .conf import get_settings
 from .exceptions import InvalidNotification
 from .models import Event
+from .preferences import channels_for
 from .roles import get_role_resolver
 from .validation import json_data, saved_instance, text
 
@@ -32,6 +33,7 @@ def notify(
     target: Model | None = None,
     data: dict[str, Any] | None = None,
     key: str | None = None,
+    channels: list[str] | tuple[str, ...] | None = None,
 ) -> Event:
     """Record an Event for ``audience`` and hand it to the backend after commit.
 
@@ -49,6 +51,10 @@ def notify(
         data: extra JSON-serialisable values for templates and clients.
         key: an idempotency key. A second call with the same key does nothing
             and returns the first Event.
+        channels: the channels besides the inbox (``"email"``, ``"webpush"``);
+            ``None``: the verb's default, ``OFFCHAT_NOTIFY["CHANNELS_BY_VERB"]``.
+            Each recipient gets them unless they muted them (see
+            :doc:`/channels`).
 
     Returns:
         The :class:`~offchat_notify.models.Event`. With a worker backend it is
@@ -74,6 +80,7 @@ def notify(
         raise InvalidNotification("key must be a non-empty string of at most 255 characters.")
     if key is not None:
         text("key", key)
+    fields["channels"] = channels_for(fields["verb"], channels)
     backend = get_backend()
     audience.validate(get_role_resolver())
 

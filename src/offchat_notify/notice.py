@@ -23,6 +23,7 @@ class Notice:
     target: Model | None = None
     data: dict[str, Any] | None = None
     key: str | None = None
+    channels: list[str] | tuple[str, ...] | None = None
 
     def send(self) -> Any:
         from .api import notify  # needs the models: not at import, before apps are ready

@@ -20,9 +20,10 @@ from django.utils import timezone
 
 from . import metrics
 from .backends import get_backend
-from .backends.base import DELIVER
+from .backends.base import DELIVER, DELIVER_CHANNEL
+from .channels.deliver import lease
 from .conf import get_settings
-from .models import DeliveryChunk, Event
+from .models import ChannelSend, DeliveryChunk, Event
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +54,56 @@ def relay(*, limit: int | None = None) -> list[int]:
         logger.warning("Relay: sending %d overdue event(s) again: %s", len(ids), ids[:20])
         _send(ids)
         metrics.resent(len(ids))
+    relay_channels()
     return ids
+
+
+def relay_channels() -> list[tuple[int, str]]:
+    """Start again the channel jobs with overdue pending sends; return their (Event, channel).
+
+    A send is overdue when it was written more than ``RELAY_AFTER`` ago and no
+    job holds it, or the job that claimed it has held it past its lease (it
+    died), and no job has claimed a batch of its (Event, channel) within the
+    lease (one is running). The job was lost: the broker was down, its
+    retries ran out, its worker died. Were it still running after all, a
+    second job claims other batches, never the same sends.
+    """
+    now = timezone.now()
+    live = now - timedelta(seconds=lease())
+    waiting = now - timedelta(seconds=get_settings().RELAY_AFTER)
+    overdue_sends = ChannelSend.objects.filter(state=ChannelSend.State.PENDING).filter(
+        Q(claimed_at__isnull=True, created_at__lt=waiting) | Q(claimed_at__lt=live)
+    )
+    pairs = list(
+        overdue_sends.values_list("event_id", "channel").order_by("event_id", "channel").distinct()
+    )[: get_settings().RELAY_BATCH]
+    running = set(
+        ChannelSend.objects.filter(
+            event_id__in={event_id for event_id, _ in pairs}, claimed_at__gte=live
+        )
+        .values_list("event_id", "channel")
+        .order_by()
+        .distinct()
+    )
+    pairs = [pair for pair in pairs if pair not in running]
+    backend = get_backend()
+    for n, (event_id, channel) in enumerate(pairs):
+        try:
+            backend.enqueue(DELIVER_CHANNEL, event_id, channel)
+        except Exception as exc:
+            logger.error(
+                "Relay: the backend refused the %s of event %s (%s); %d wait for the next pass.",
+                channel,
+                event_id,
+                exc,
+                len(pairs) - n,
+            )
+            return pairs[:n]
+    if pairs:
+        logger.warning(
+            "Relay: sending the channels of %d event(s) again: %s", len(pairs), pairs[:20]
+        )
+    return pairs
 
 
 def retry(event_ids: Iterable[int]) -> list[int]:

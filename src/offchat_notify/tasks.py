@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from .backends.dramatiq.actors import (
     ACTORS,
+    deliver_channel,
     deliver_chunk,
     deliver_event,
     never_retry,
@@ -17,4 +18,12 @@ from .backends.dramatiq.actors import (
     should_retry,
 )
 
-__all__ = ["ACTORS", "deliver_chunk", "deliver_event", "never_retry", "run_job", "should_retry"]
+__all__ = [
+    "ACTORS",
+    "deliver_channel",
+    "deliver_chunk",
+    "deliver_event",
+    "never_retry",
+    "run_job",
+    "should_retry",
+]

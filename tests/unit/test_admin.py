@@ -251,3 +251,28 @@ def test_the_event_list_has_few_short_columns(superuser_client, make_users):
     assert len(columns) <= 7
     assert not {"title", "skipped_count", "delivered_at", "updated_at"} & set(columns)
     assert {"id", "verb", "state"} <= set(columns)
+
+
+def test_push_subscriptions_are_seen_and_deleted_never_added_or_edited(
+    superuser_client, make_users
+):
+    from offchat_notify.models import PushSubscription
+
+    (user,) = make_users(1)
+    subscription = PushSubscription.objects.create(
+        user=user, endpoint="https://push.example.com/x", p256dh="k", auth="a"
+    )
+    base = "admin:offchat_notify_pushsubscription"
+    assert superuser_client.get(reverse(f"{base}_changelist")).status_code == 200
+    assert superuser_client.get(reverse(f"{base}_add")).status_code == 403
+    change = superuser_client.post(
+        reverse(f"{base}_change", args=[subscription.pk]), {"user_agent": "forged"}
+    )
+    assert change.status_code == 403
+    subscription.refresh_from_db()
+    assert subscription.user_agent == ""
+    delete = superuser_client.post(
+        reverse(f"{base}_delete", args=[subscription.pk]), {"post": "yes"}
+    )
+    assert delete.status_code == 302
+    assert not PushSubscription.objects.exists()

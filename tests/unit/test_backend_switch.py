@@ -12,6 +12,7 @@ from django.core.management import call_command
 from django.test import override_settings
 
 from offchat_notify import notify_admins
+from offchat_notify.backends.dramatiq.sender import flush
 from offchat_notify.models import Event, Notification
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -72,6 +73,7 @@ def test_a_backend_is_switched_by_settings_alone(backend, make_users, stub_broke
     notify = {"BACKEND": backend, "SCHEDULER_LOCK_URL": ""}
     with override_settings(OFFCHAT_NOTIFY=notify):
         event = notify_admins("x")
+        assert flush(timeout=5)  # the dramatiq backend sends from its thread by default
         event.refresh_from_db()
         # Then the Event is delivered in-process, or waits on the broker's queue
         assert (event.state == Event.State.DELIVERED) is delivered

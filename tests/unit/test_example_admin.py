@@ -63,7 +63,7 @@ print("RESULT " + json.dumps(result))
 """
 
 
-def run_example(script: str, tmp_path: Path) -> dict:
+def run_example(script: str, tmp_path: Path, **extra_env: str) -> dict:
     env = {
         key: value
         for key, value in os.environ.items()
@@ -73,6 +73,7 @@ def run_example(script: str, tmp_path: Path) -> dict:
         DJANGO_SETTINGS_MODULE="example.settings",
         SQLITE_PATH=str(tmp_path / "example.sqlite3"),
         PYTHONPATH=str(EXAMPLE),
+        **extra_env,
     )
     done = subprocess.run(
         [sys.executable, "-c", script],

@@ -138,7 +138,7 @@ def test_local_transport_feeds_the_recipients_stream_only(transactional_db, make
     async def scenario() -> tuple[str, bool, int, int]:
         hub = get_hub()
         mine, theirs = hub.add(user.pk, 5), hub.add(other.pk, 5)
-        events = EventStream(hub, mine, None, 100).__aiter__()
+        events = EventStream(hub, mine, None, 100, latest=0).__aiter__()
         assert await events.__anext__() == "retry: 3000\n\n"
         pending = asyncio.ensure_future(events.__anext__())
         while not hub.subscribed:

@@ -24,7 +24,8 @@ logger = logging.getLogger(__name__)
 DELIVER = "deliver"  # (event_id: int): deliver an Event (or plan its chunks)
 DELIVER_CHUNK = "deliver_chunk"  # (event_id: int, index: int): one chunk of a large Event
 RUN_JOB = "run_job"  # (name: str): one periodic job of the scheduler
-JOB_NAMES = (DELIVER, DELIVER_CHUNK, RUN_JOB)
+DELIVER_CHANNEL = "deliver_channel"  # (event_id: int, channel: str): an Event's emails
+JOB_NAMES = (DELIVER, DELIVER_CHUNK, RUN_JOB, DELIVER_CHANNEL)
 
 OK, WARNING, ERROR = "ok", "warning", "error"
 

@@ -1,1 +1,1 @@
-"""Where a delivered notification goes next: the live stream (email, web push to come)."""
+"""Where a delivered notification goes next: the live stream, email (web push to come)."""

@@ -20,6 +20,7 @@ from offchat_notify.exceptions import NotifyConfigurationError, NotifyDeprecatio
 
 from .defaults import (
     BUILTIN_BACKENDS,
+    CHANNEL_NAMES,
     DEFAULTS,
     RENAMED,
     SETTING_NAME,
@@ -31,6 +32,7 @@ from .problems import Problem, find_problems
 
 __all__ = [
     "BUILTIN_BACKENDS",
+    "CHANNEL_NAMES",
     "DEFAULTS",
     "RENAMED",
     "SETTING_NAME",
@@ -76,6 +78,17 @@ class NotifySettings:
     STREAM_HEARTBEAT: int | float
     STREAM_MAX_PER_USER: int
     STREAM_REPLAY: int
+    MANDATORY_VERBS: list[str]
+    CHANNELS_BY_VERB: dict[str, list[str]]
+    EMAIL_BATCH_SIZE: int
+    EMAIL_RATE_LIMIT: int | float | None
+    EMAIL_LANGUAGE: str | None
+    EMAIL_SITE_URL: str | None
+    EMAIL_UNSUBSCRIBE_DAYS: int
+    WEBPUSH_VAPID_PRIVATE_KEY: str | None
+    WEBPUSH_VAPID_PUBLIC_KEY: str | None
+    WEBPUSH_VAPID_SUBJECT: str | None
+    WEBPUSH_TTL: int
 
     @property
     def backend_path(self) -> str:

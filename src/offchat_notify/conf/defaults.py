@@ -41,6 +41,17 @@ DEFAULTS: dict[str, Any] = {
     "STREAM_HEARTBEAT": 15,
     "STREAM_MAX_PER_USER": 5,
     "STREAM_REPLAY": 100,
+    "MANDATORY_VERBS": [],
+    "CHANNELS_BY_VERB": {},
+    "EMAIL_BATCH_SIZE": 500,
+    "EMAIL_RATE_LIMIT": None,
+    "EMAIL_LANGUAGE": None,
+    "EMAIL_SITE_URL": None,
+    "EMAIL_UNSUBSCRIBE_DAYS": 90,
+    "WEBPUSH_VAPID_PRIVATE_KEY": None,
+    "WEBPUSH_VAPID_PUBLIC_KEY": None,
+    "WEBPUSH_VAPID_SUBJECT": None,
+    "WEBPUSH_TTL": 86400,
 }
 
 # Removed in 0.3: keys renamed in 0.2. Each still works, with a
@@ -75,6 +86,8 @@ SECONDS: dict[str, float] = {
 #: The most seconds any of them may be: 30 days.
 MAX_SECONDS = 30 * 24 * 3600
 _LOCK_SCHEMES = ("redis://", "rediss://", "unix://")
+#: The channels besides the inbox (``channels=[...]``, preferences).
+CHANNEL_NAMES = ("email", "webpush")
 #: The transports of the live stream (``LIVE``), besides None (off).
 LIVE_TRANSPORTS = ("auto", "redis", "postgres", "local")
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from .defaults import (
     _LOCK_SCHEMES,
+    CHANNEL_NAMES,
     DEFAULTS,
     LIVE_TRANSPORTS,
     MAX_SECONDS,
@@ -72,7 +73,15 @@ def find_problems(raw: Any) -> list[Problem]:
                 f"must be a non-empty string, not {merged[key]!r}.",
                 f"Default: {DEFAULTS[key]!r}.",
             )
-    for key in ("PAGE_SIZE", "MAX_ATTEMPTS", "RELAY_BATCH", "STREAM_MAX_PER_USER", "STREAM_REPLAY"):
+    for key in (
+        "PAGE_SIZE",
+        "MAX_ATTEMPTS",
+        "RELAY_BATCH",
+        "STREAM_MAX_PER_USER",
+        "STREAM_REPLAY",
+        "EMAIL_BATCH_SIZE",
+        "EMAIL_UNSUBSCRIBE_DAYS",
+    ):
         value = merged[key]
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             bad(key, f"must be a positive integer, not {value!r}.", f"Default: {DEFAULTS[key]}.")
@@ -96,6 +105,8 @@ def find_problems(raw: Any) -> list[Problem]:
             "None uses the Redis of DRAMATIQ_BROKER; '' runs the scheduler without a lock.",
         )
     problems.extend(_live_problems(merged))
+    problems.extend(_email_problems(merged))
+    problems.extend(_webpush_problems(merged))
     for key, least in SECONDS.items():
         value = merged[key]
         if (
@@ -121,6 +132,29 @@ def find_problems(raw: Any) -> list[Problem]:
             "RAISE_RULE_ERRORS",
             f"must be True or False, not {merged['RAISE_RULE_ERRORS']!r}.",
             "Default: False.",
+        )
+    mandatory = merged["MANDATORY_VERBS"]
+    if not isinstance(mandatory, (list, tuple)) or not all(
+        isinstance(v, str) and v for v in mandatory
+    ):
+        bad(
+            "MANDATORY_VERBS",
+            f"must be a list of verbs (non-empty strings), not {mandatory!r}.",
+            'Default: []. Example: ["account.password_changed"].',
+        )
+    by_verb = merged["CHANNELS_BY_VERB"]
+    if not isinstance(by_verb, dict) or not all(
+        isinstance(verb, str)
+        and verb
+        and isinstance(names, (list, tuple))
+        and all(name in CHANNEL_NAMES for name in names)
+        for verb, names in by_verb.items()
+    ):
+        bad(
+            "CHANNELS_BY_VERB",
+            f"must be a dict of verb to a list of channels ({', '.join(CHANNEL_NAMES)}), "
+            f"not {by_verb!r}.",
+            'Default: {}. Example: {"comment.posted": ["email"]}.',
         )
     for key in ("OPTIONS", "ROLE_RESOLVER_OPTIONS", "SCHEDULE"):
         if not isinstance(merged[key], dict):
@@ -162,6 +196,92 @@ def _live_problems(merged: dict[str, Any]) -> list[Problem]:
                 f"must be a non-empty string of at most 63 bytes, not {channel!r}.",
                 f"Default: {DEFAULTS['LIVE_CHANNEL']!r}. Give each site sharing a Redis or a "
                 "database a channel of its own.",
+            )
+        )
+    return problems
+
+
+def _email_problems(merged: dict[str, Any]) -> list[Problem]:
+    """EMAIL_RATE_LIMIT, EMAIL_LANGUAGE and EMAIL_SITE_URL."""
+    problems = []
+    rate = merged["EMAIL_RATE_LIMIT"]
+    if rate is not None and (
+        isinstance(rate, bool)
+        or not isinstance(rate, (int, float))
+        or not math.isfinite(rate)
+        or rate <= 0
+    ):
+        problems.append(
+            Problem(
+                "offchat_notify.E002",
+                "EMAIL_RATE_LIMIT",
+                f"must be None or a positive number of messages per second, not {rate!r}.",
+                "None sends as fast as the email backend takes them.",
+            )
+        )
+    language = merged["EMAIL_LANGUAGE"]
+    if language is not None and not (isinstance(language, str) and language):
+        problems.append(
+            Problem(
+                "offchat_notify.E002",
+                "EMAIL_LANGUAGE",
+                f"must be None, a user attribute name or a dotted path, not {language!r}.",
+                "None renders every email in LANGUAGE_CODE.",
+            )
+        )
+    site = merged["EMAIL_SITE_URL"]
+    if site is not None and not (
+        isinstance(site, str) and site.startswith(("https://", "http://")) and "\n" not in site
+    ):
+        problems.append(
+            Problem(
+                "offchat_notify.E002",
+                "EMAIL_SITE_URL",
+                f"must be None or the site's base URL (https://...), not {site!r}.",
+                "It prefixes the unsubscribe links of emails; None leaves them out.",
+            )
+        )
+    return problems
+
+
+def _webpush_problems(merged: dict[str, Any]) -> list[Problem]:
+    """WEBPUSH_*: their shapes (whether the keys are keys: the check E018). Keys
+    are never shown in a message."""
+    problems = []
+    for key in ("WEBPUSH_VAPID_PRIVATE_KEY", "WEBPUSH_VAPID_PUBLIC_KEY"):
+        value = merged[key]
+        if value is not None and not (isinstance(value, str) and value.strip()):
+            problems.append(
+                Problem(
+                    "offchat_notify.E002",
+                    key,
+                    f"must be None or a non-empty string, not a {type(value).__name__}.",
+                    "Generate a key pair with `vapid --gen` (docs: Web push).",
+                )
+            )
+    subject = merged["WEBPUSH_VAPID_SUBJECT"]
+    if subject is not None and not (
+        isinstance(subject, str)
+        and subject.startswith(("mailto:", "https://"))
+        and len(subject) > 8
+        and not any(c.isspace() for c in subject)
+    ):
+        problems.append(
+            Problem(
+                "offchat_notify.E002",
+                "WEBPUSH_VAPID_SUBJECT",
+                f"must be None or a mailto: or https: URL, not {subject!r}.",
+                'Push services contact it about your messages: "mailto:ops@example.com".',
+            )
+        )
+    ttl = merged["WEBPUSH_TTL"]
+    if isinstance(ttl, bool) or not isinstance(ttl, int) or not 0 <= ttl <= 28 * 24 * 3600:
+        problems.append(
+            Problem(
+                "offchat_notify.E002",
+                "WEBPUSH_TTL",
+                f"must be a number of seconds from 0 to 2419200 (28 days), not {ttl!r}.",
+                "How long a push service keeps a message for an offline device. Default: 86400.",
             )
         )
     return problems

@@ -23,6 +23,8 @@ from django.db.models import F
 from django.utils import timezone
 
 from offchat_notify import metrics
+from offchat_notify.channels import deliver as channel_jobs
+from offchat_notify.channels import sends
 from offchat_notify.conf import get_settings
 from offchat_notify.exceptions import PermanentDeliveryError
 from offchat_notify.models import DeliveryChunk, Event, Notification
@@ -99,7 +101,7 @@ def deliver(event_id: int, *, enqueue: Enqueue | None = None) -> Event | None:
             if not chunks:
                 # A first attempt that met no row already written wrote them all.
                 known = written.added if written.clean and event.attempts == 1 else None
-                return finish(event, audience, recipients=known)
+                return finish(event, audience, recipients=known, enqueue=enqueue)
     except Exception as exc:
         raise _failed(event, exc) from exc
     except BaseException as exc:  # dramatiq's TimeLimitExceeded, a shutdown: record it, go on
@@ -117,7 +119,7 @@ def _add(first: Written, rest: Written) -> Written:
     return Written(first.added + rest.added, rest.after, rest.done, first.clean and rest.clean)
 
 
-def deliver_chunk(event_id: int, index: int) -> bool | None:
+def deliver_chunk(event_id: int, index: int, *, enqueue: Enqueue | None = None) -> bool | None:
     """Write one chunk's rows; return True if this chunk finished its Event.
 
     Returns None if there is no such chunk (its Event was deleted, or the job
@@ -150,13 +152,27 @@ def deliver_chunk(event_id: int, index: int) -> bool | None:
         DeliveryChunk.objects.filter(pk=chunk.pk).update(done_at=timezone.now())
     if DeliveryChunk.objects.filter(event_id=event_id, done_at__isnull=True).exists():
         return False
-    finish(Event.objects.get(pk=event_id), audience)
+    finish(Event.objects.get(pk=event_id), audience, enqueue=enqueue)
     return True
 
 
-def finish(event: Event, audience: Spec, *, recipients: int | None = None) -> Event:
-    """Count what was written (unless ``recipients`` says) and mark the Event delivered."""
+def finish(
+    event: Event,
+    audience: Spec,
+    *,
+    recipients: int | None = None,
+    enqueue: Enqueue | None = None,
+) -> Event:
+    """Count what was written (unless ``recipients`` says) and mark the Event delivered.
+
+    The sends of the Event's other channels are written first (``pending``,
+    muted users left out), then handed over as ``deliver_channel`` jobs: to
+    ``enqueue``, or run here without it.
+    """
     unstage(event.pk)
+    channels = channel_jobs.sending(event)
+    if channels:  # before "delivered": a crash here is relayed, and writes them again
+        sends.record(event, channels)
     if recipients is None:
         recipients = Notification.objects.filter(event_id=event.pk).count()
     skipped = count_skipped(audience)
@@ -182,7 +198,25 @@ def finish(event: Event, audience: Spec, *, recipients: int | None = None) -> Ev
         recipients,
         duration_ms,
     )
+    for channel in channels:
+        _hand_off(event.pk, channel, enqueue)
     return event
+
+
+def _hand_off(event_id: int, channel: str, enqueue: Enqueue | None) -> None:
+    """Start a channel's job; never raises: its sends are pending, the relay sends them."""
+    try:
+        if enqueue is None:
+            channel_jobs.deliver_channel(event_id, channel)
+        else:
+            enqueue(channel_jobs.DELIVER_CHANNEL, event_id, channel)
+    except Exception as exc:
+        logger.warning(
+            "Event %s: the %s channel could not run now (%s); the relay sends it later.",
+            event_id,
+            channel,
+            exc,
+        )
 
 
 def _write(event_id: int, audience: Spec, resolver: BaseRoles, **bounds: Any) -> Written:

@@ -52,11 +52,20 @@ class EventStream:
     own ``finally`` both take the connection out of the hub.
     """
 
-    def __init__(self, hub: Hub, connection: Connection, last_event_id: int | None, replay: int):
+    def __init__(
+        self,
+        hub: Hub,
+        connection: Connection,
+        last_event_id: int | None,
+        replay: int,
+        *,
+        latest: int,
+    ):
         self.hub = hub
         self.connection = connection
         self.last_event_id = last_event_id
         self.replay = replay
+        self.latest = latest  # the user's newest notification id when the stream opened
 
     def __aiter__(self) -> AsyncIterator[str]:
         return self._events()
@@ -69,7 +78,7 @@ class EventStream:
         sent: collections.deque[int] = collections.deque(maxlen=REMEMBERED)
         try:
             yield f"retry: {RETRY_MS}\n\n"
-            latest = await read(self.hub, feed.latest_id, connection.user_id)
+            latest = self.latest
             connection.last_id = latest
             if self.last_event_id is not None and self.last_event_id < latest:
                 # A reconnect: replay what was missed. An id past the user's newest

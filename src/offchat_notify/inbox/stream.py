@@ -24,7 +24,7 @@ from offchat_notify.conf import get_settings
 from . import feed
 from .http import error
 from .hub import get_hub
-from .sse import EventStream
+from .sse import EventStream, read
 
 #: The largest notification id (a BigAutoField) a Last-Event-ID may name.
 MAX_ID = 2**63 - 1
@@ -101,7 +101,14 @@ async def _answer(request: HttpRequest) -> HttpResponseBase:
             429,
             Retry_After="30",
         )
-    events = EventStream(hub, connection, since, conf.STREAM_REPLAY)
+    try:
+        # Where "new" starts, read before the response (and its headers) goes
+        # out: whatever commits after a client sees the stream open is sent.
+        latest = await read(hub, feed.latest_id, user.pk)
+    except BaseException:
+        hub.remove(connection)
+        raise
+    events = EventStream(hub, connection, since, conf.STREAM_REPLAY, latest=latest)
     response = StreamingHttpResponse(events, content_type="text/event-stream; charset=utf-8")
     response["X-Accel-Buffering"] = "no"  # nginx: pass each event on at once
     return response

@@ -103,6 +103,9 @@ class Event(models.Model):
     body = models.TextField(_("body"), blank=True)
     level = models.CharField(_("level"), max_length=10, choices=Level.choices, default=Level.INFO)
     data = models.JSONField(_("data"), default=dict, blank=True)
+    channels = models.JSONField(
+        _("channels"), default=list, blank=True, help_text=_("Besides the inbox: email, webpush.")
+    )
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         verbose_name=_("actor"),

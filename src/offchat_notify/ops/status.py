@@ -16,7 +16,7 @@ from django.utils import timezone
 from offchat_notify.backends import get_backend
 from offchat_notify.backends.base import BrokerStats
 from offchat_notify.conf import get_settings
-from offchat_notify.models import Event, JobRun, Notification
+from offchat_notify.models import ChannelSend, Event, JobRun, Notification
 from offchat_notify.scheduler.lock import get_lock
 
 #: The window of "recent delivery rate".
@@ -35,6 +35,8 @@ class Status:
     delivered_recently: int  # notifications written by Events delivered in RATE_WINDOW
     rate_per_second: float
     taken_at: str
+    #: Channel sends by channel, then state: {"email": {"pending": 3, "sent": 120}}.
+    channel_sends: dict[str, dict[str, int]] = dataclasses.field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -134,4 +136,14 @@ def snapshot() -> Status:
         delivered_recently=recent,
         rate_per_second=round(recent / RATE_WINDOW.total_seconds(), 1),
         taken_at=timezone.now().isoformat(),
+        channel_sends=channel_send_counts(),
     )
+
+
+def channel_send_counts() -> dict[str, dict[str, int]]:
+    """Channel sends by channel and state."""
+    rows = ChannelSend.objects.values_list("channel", "state").order_by().annotate(n=Count("id"))
+    found: dict[str, dict[str, int]] = {}
+    for channel, state, n in rows:
+        found.setdefault(channel, {})[state] = n
+    return found

@@ -16,7 +16,13 @@ from typing import Any
 import dramatiq
 
 from offchat_notify.backends import get_backend
-from offchat_notify.backends.base import DELIVER, DELIVER_CHUNK, RUN_JOB, BaseBackend
+from offchat_notify.backends.base import (
+    DELIVER,
+    DELIVER_CHANNEL,
+    DELIVER_CHUNK,
+    RUN_JOB,
+    BaseBackend,
+)
 from offchat_notify.backends.jobs import check_args, run
 from offchat_notify.conf import get_settings
 from offchat_notify.exceptions import (
@@ -128,5 +134,31 @@ def run_job(*args: Any, **kwargs: Any) -> None:
     _run(RUN_JOB, args, kwargs)
 
 
+@dramatiq.actor(actor_name="offchat_notify.deliver_channel", queue_name=QUEUE, **DELIVER_OPTIONS)
+def deliver_channel(*args: Any, **kwargs: Any) -> None:
+    """Send one channel of an Event (its emails): an Event id and a channel name.
+
+    A transient error (the SMTP server away, a 4xx) is retried with backoff,
+    up to ``MAX_ATTEMPTS``; the relay takes over from there.
+    """
+    try:
+        found = _run(DELIVER_CHANNEL, args, kwargs)
+    except (DeliveryError, PoisonMessage):
+        raise  # a transient send error is retried; poison is dead-lettered
+    except Exception as exc:  # the database, most likely: what was sent is marked, retry
+        error = f"Event {args[0]} {args[1]}: {exc}"
+        if is_lock_wait(exc):
+            logger.warning("%s (will retry)", error)
+            raise LockWait(error) from exc
+        raise TransientDeliveryError(error) from exc
+    if found is None:
+        raise PoisonMessage(f"No Event with id {args[0]!r}")
+
+
 #: The actors by job name.
-ACTORS: dict[str, Any] = {DELIVER: deliver_event, DELIVER_CHUNK: deliver_chunk, RUN_JOB: run_job}
+ACTORS: dict[str, Any] = {
+    DELIVER: deliver_event,
+    DELIVER_CHUNK: deliver_chunk,
+    RUN_JOB: run_job,
+    DELIVER_CHANNEL: deliver_channel,
+}

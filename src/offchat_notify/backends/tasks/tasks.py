@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 from offchat_notify.backends import get_backend, load_backend
-from offchat_notify.backends.base import DELIVER, DELIVER_CHUNK, RUN_JOB
+from offchat_notify.backends.base import DELIVER, DELIVER_CHANNEL, DELIVER_CHUNK, RUN_JOB
 from offchat_notify.backends.jobs import run
 from offchat_notify.conf import get_settings
 from offchat_notify.exceptions import NotifyConfigurationError, PoisonMessage
@@ -80,8 +80,21 @@ def run_job(name: str) -> None:
     _run(RUN_JOB, name)
 
 
+@task(backend=ALIAS, queue_name=QUEUE)
+def deliver_channel(event_id: int, channel: str) -> None:
+    """Send one channel of an Event (its emails); a transient error fails the task
+    and leaves the sends pending, for the relay."""
+    if _run(DELIVER_CHANNEL, event_id, channel) is None:
+        raise PoisonMessage(f"No Event with id {event_id!r}.")
+
+
 #: The tasks by job name.
-TASKS: dict[str, Task] = {DELIVER: deliver_event, DELIVER_CHUNK: deliver_chunk, RUN_JOB: run_job}
+TASKS: dict[str, Task] = {
+    DELIVER: deliver_event,
+    DELIVER_CHUNK: deliver_chunk,
+    RUN_JOB: run_job,
+    DELIVER_CHANNEL: deliver_channel,
+}
 
 
 def bind(alias: str, queue: str) -> dict[str, Task]:

@@ -78,6 +78,9 @@ class Command(BaseCommand):
                 f"  delivering #{e['id']} {e['verb']}: {e['written']} written, "
                 f"last progress {e['last_progress_s']}s ago, attempt {e['attempts']}"
             )
+        for channel, states in s.channel_sends.items():
+            line = f"Channel {channel}: " + ", ".join(f"{n} {st}" for st, n in states.items())
+            out.append(self.style.WARNING(line) if states.get("failed") else line)
         out.append(f"Delivered in the last 5 min: {s.delivered_recently} ({s.rate_per_second}/s)")
         out.append(f"Scheduler: {s.scheduler}")
         for job in s.jobs:
