@@ -25,6 +25,8 @@ import tempfile
 from importlib.util import find_spec
 from urllib.parse import unquote, urlsplit
 
+import django
+
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 RABBITMQ_URL = os.environ.get("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
 DEFAULT_POSTGRES = "postgres://postgres@127.0.0.1:5432/test"
@@ -173,9 +175,20 @@ if os.environ.get("TEST_LOG_LEVELS"):
     # Each line starts with its level, so a test can look for ERROR lines.
     LOGGING["formatters"] = {"levels": {"format": "%(levelname)s %(name)s: %(message)s"}}
     LOGGING["handlers"]["console"]["formatter"] = "levels"
+# Email: Django 6.1 configures mailers in MAILERS (EMAIL_BACKEND and its
+# friends are deprecated there); older versions read EMAIL_BACKEND.
+_MAILER = {"BACKEND": "django.core.mail.backends.locmem.EmailBackend", "OPTIONS": {}}
 if os.environ.get("TEST_EMAIL_PORT"):
     # Worker processes of the email tests send to the SMTP server the test runs.
-    EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    EMAIL_HOST = "127.0.0.1"
-    EMAIL_PORT = int(os.environ["TEST_EMAIL_PORT"])
-    EMAIL_TIMEOUT = 10
+    _MAILER = {
+        "BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+        "OPTIONS": {"host": "127.0.0.1", "port": int(os.environ["TEST_EMAIL_PORT"]), "timeout": 10},
+    }
+if django.VERSION >= (6, 1):
+    MAILERS = {"default": _MAILER}
+else:
+    EMAIL_BACKEND = _MAILER["BACKEND"]
+    if os.environ.get("TEST_EMAIL_PORT"):
+        EMAIL_HOST = "127.0.0.1"
+        EMAIL_PORT = int(os.environ["TEST_EMAIL_PORT"])
+        EMAIL_TIMEOUT = 10

@@ -26,6 +26,8 @@ import os
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+import django
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -184,8 +186,18 @@ OFFCHAT_NOTIFY = {
 # Email goes through Django's mail machinery. In this demo each message is a
 # file in EXAMPLE_EMAIL_DIR (run.py: beside the database, and it says where);
 # a real site sets an SMTP server or a django-anymail provider here.
-EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
-EMAIL_FILE_PATH = os.environ.get("EXAMPLE_EMAIL_DIR", "").strip() or str(BASE_DIR / "sent_emails")
+# Django 6.1 configures this in MAILERS (EMAIL_BACKEND is deprecated there).
+_EMAIL_DIR = os.environ.get("EXAMPLE_EMAIL_DIR", "").strip() or str(BASE_DIR / "sent_emails")
+if django.VERSION >= (6, 1):
+    MAILERS = {
+        "default": {
+            "BACKEND": "django.core.mail.backends.filebased.EmailBackend",
+            "OPTIONS": {"file_path": _EMAIL_DIR},
+        }
+    }
+else:
+    EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
+    EMAIL_FILE_PATH = _EMAIL_DIR
 DEFAULT_FROM_EMAIL = "chat@example.com"
 
 # The broker django-dramatiq builds. With Redis, offchat-notify's RedisBroker:

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import email.policy
+import inspect
 import re
 import smtplib
 from email.utils import make_msgid
@@ -22,6 +24,11 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.mail import EmailMultiAlternatives, get_connection
+
+try:  # Django 6.1+
+    from django.core.mail import mailers as _mailers  # type: ignore[attr-defined]
+except ImportError:  # Django 5.2, 6.0
+    _mailers = None
 from django.core.mail.utils import DNS_NAME
 from django.core.validators import validate_email
 from django.template import Context, TemplateDoesNotExist
@@ -39,6 +46,26 @@ from . import unsubscribe
 _ANYMAIL_PERMANENT = {"AnymailRecipientsRefused", "AnymailInvalidAddress"}
 #: A verb names its template folder only if it is this safe as a path.
 _SAFE_VERB = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+
+
+#: Whether Django builds messages with the modern email API (Django 6: a
+#: ``policy`` argument to ``EmailMessage.message()``).
+_POLICY_ARGUMENT = "policy" in inspect.signature(EmailMultiAlternatives.message).parameters
+#: RFC 5322's limit for a header line. The default policy folds at 78, and a
+#: word longer than that (the unsubscribe URL) would be RFC 2047-encoded,
+#: which a List-Unsubscribe header must never be (RFC 2369).
+_MAX_LINE = 998
+
+
+class Message(EmailMultiAlternatives):
+    """An email whose headers are folded at 998 characters, not 78, so that the
+    ``List-Unsubscribe`` URL stays one unencoded word whatever its length."""
+
+    def message(self, *args: Any, **kwargs: Any) -> Any:
+        if _POLICY_ARGUMENT:
+            policy = kwargs.get("policy") or email.policy.default
+            kwargs["policy"] = policy.clone(max_line_length=_MAX_LINE)
+        return super().message(*args, **kwargs)
 
 
 @dataclasses.dataclass
@@ -145,7 +172,7 @@ def _build(send: ChannelSend, found: tuple[Any, Any, Any | None]) -> EmailMultiA
     if link:
         headers["List-Unsubscribe"] = f"<{link}>"
         headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"  # RFC 8058
-    message = EmailMultiAlternatives(subject[:998], text, None, [to], headers=headers)
+    message = Message(subject[:998], text, None, [to], headers=headers)
     if html is not None:
         message.attach_alternative(html, "text/html")
     return message
@@ -195,7 +222,7 @@ def send_batch(sends: list[ChannelSend]) -> Outcome:
     built = [(send.pk, messages[send.pk]) for send in sends if send.pk in messages]
     if not built:
         return outcome
-    connection = get_connection()
+    connection = _connection()
     try:
         connection.open()
         for pk, message in built:
@@ -214,6 +241,15 @@ def send_batch(sends: list[ChannelSend]) -> Outcome:
         with contextlib.suppress(Exception):  # a connection already gone: sent is sent
             connection.close()
     return outcome
+
+
+def _connection() -> Any:
+    """A connection of the default mailer: ``mailers.default`` where Django has
+    mailers (6.1+: ``MAILERS``, or ``EMAIL_BACKEND`` until it is removed), else
+    ``get_connection()`` (``EMAIL_BACKEND``)."""
+    if _mailers is not None:
+        return _mailers.default
+    return get_connection()
 
 
 def _text(exc: BaseException) -> str:
