@@ -90,6 +90,21 @@ def _run(job: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         raise
 
 
+def _run_retrying(job: str, args: tuple[Any, ...], kwargs: dict[str, Any], what: str) -> Any:
+    """:func:`_run`, with any other error (the database, most likely, before the
+    job could record anything) turned into one that is retried."""
+    try:
+        return _run(job, args, kwargs)
+    except (DeliveryError, PoisonMessage):
+        raise  # recorded and retried if transient; or poison, dead-lettered
+    except Exception as exc:
+        error = f"{what}: {exc}"
+        if is_lock_wait(exc):
+            logger.warning("%s (will retry)", error)
+            raise LockWait(error) from exc
+        raise TransientDeliveryError(error) from exc
+
+
 @dramatiq.actor(actor_name="offchat_notify.deliver_event", queue_name=QUEUE, **DELIVER_OPTIONS)
 def deliver_event(*args: Any, **kwargs: Any) -> None:
     """Deliver one Event. The message carries the Event's id and nothing else.
@@ -109,16 +124,7 @@ def deliver_event(*args: Any, **kwargs: Any) -> None:
 @dramatiq.actor(actor_name="offchat_notify.deliver_chunk", queue_name=QUEUE, **DELIVER_OPTIONS)
 def deliver_chunk(*args: Any, **kwargs: Any) -> None:
     """Deliver one chunk of a large Event: two ints, the Event id and the chunk index."""
-    try:
-        found = _run(DELIVER_CHUNK, args, kwargs)
-    except (DeliveryError, PoisonMessage):
-        raise  # recorded on the Event and retried if transient; or poison
-    except Exception as exc:  # before the chunk could be read: the database, most likely
-        error = f"Event {args[0]} chunk {args[1]}: {exc}"
-        if is_lock_wait(exc):
-            logger.warning("%s (will retry)", error)
-            raise LockWait(error) from exc
-        raise TransientDeliveryError(error) from exc
+    found = _run_retrying(DELIVER_CHUNK, args, kwargs, f"Event {args[0]} chunk {args[1]}")
     if found is None:
         raise PoisonMessage(f"No chunk {args[1]} of Event {args[0]}")
 
@@ -141,16 +147,7 @@ def deliver_channel(*args: Any, **kwargs: Any) -> None:
     A transient error (the SMTP server away, a 4xx) is retried with backoff,
     up to ``MAX_ATTEMPTS``; the relay takes over from there.
     """
-    try:
-        found = _run(DELIVER_CHANNEL, args, kwargs)
-    except (DeliveryError, PoisonMessage):
-        raise  # a transient send error is retried; poison is dead-lettered
-    except Exception as exc:  # the database, most likely: what was sent is marked, retry
-        error = f"Event {args[0]} {args[1]}: {exc}"
-        if is_lock_wait(exc):
-            logger.warning("%s (will retry)", error)
-            raise LockWait(error) from exc
-        raise TransientDeliveryError(error) from exc
+    found = _run_retrying(DELIVER_CHANNEL, args, kwargs, f"Event {args[0]} {args[1]}")
     if found is None:
         raise PoisonMessage(f"No Event with id {args[0]!r}")
 
