@@ -14,6 +14,7 @@ import sqlite3
 import subprocess
 import sys
 import uuid
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -54,7 +55,7 @@ def manage(env: dict[str, str], *args: str) -> str:
 
 
 def states(path: Path) -> dict[str, int]:
-    with sqlite3.connect(path, timeout=30) as db:
+    with closing(sqlite3.connect(path, timeout=30)) as db:
         rows = db.execute("SELECT state, count(*) FROM offchat_notify_event GROUP BY state")
         return dict(rows.fetchall())
 
@@ -96,7 +97,7 @@ def test_the_default_worker_on_sqlite_delivers_without_an_error(redis_url, tmp_p
     finally:
         worker.stop()
     # Then every admin has every notification
-    with sqlite3.connect(path) as db:
+    with closing(sqlite3.connect(path)) as db:
         (rows,) = db.execute("SELECT count(*) FROM offchat_notify_notification").fetchone()
     assert rows == ADMINS * EVENTS
     # And the worker logged no ERROR and no traceback
