@@ -20,7 +20,7 @@ class SimpleOffchatNotifyConfig(AppConfig):
 
     def ready(self) -> None:
         from . import checks as notify_checks
-        from .channels import webpush
+        from .channels import email_checks, webpush
         from .conf import reset_caches
         from .registry import default as registry
 
@@ -33,6 +33,7 @@ class SimpleOffchatNotifyConfig(AppConfig):
         checks.register(notify_checks.check_sqlite, "offchat_notify")
         checks.register(notify_checks.check_live, "offchat_notify")
         checks.register(webpush.check_webpush, "offchat_notify")
+        checks.register(email_checks.check_email, "offchat_notify")
         setting_changed.connect(reset_caches, dispatch_uid="offchat_notify.reset_caches")
         registry.connect_all()
 

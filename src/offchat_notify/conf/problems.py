@@ -6,6 +6,7 @@ import dataclasses
 import difflib
 import math
 from typing import Any
+from urllib.parse import urlsplit
 
 from .defaults import (
     _LOCK_SCHEMES,
@@ -230,18 +231,36 @@ def _email_problems(merged: dict[str, Any]) -> list[Problem]:
             )
         )
     site = merged["EMAIL_SITE_URL"]
-    if site is not None and not (
-        isinstance(site, str) and site.startswith(("https://", "http://")) and "\n" not in site
-    ):
+    if site is not None and not _is_site_url(site):
         problems.append(
             Problem(
                 "offchat_notify.E002",
                 "EMAIL_SITE_URL",
-                f"must be None or the site's base URL (https://...), not {site!r}.",
-                "It prefixes the unsubscribe links of emails; None leaves them out.",
+                f"must be None or the site's absolute base URL (https://...), not {site!r}.",
+                'Such as "https://chat.example.com": it prefixes the unsubscribe links of '
+                "emails; None leaves them out.",
             )
         )
     return problems
+
+
+def _is_site_url(value: Any) -> bool:
+    """Whether ``value`` is an absolute http(s) URL with a host, no query, no
+    fragment and no whitespace: a base the unsubscribe paths can follow."""
+    if not isinstance(value, str) or any(c.isspace() or not c.isprintable() for c in value):
+        return False
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError on a port that is not a number
+    except ValueError:
+        return False
+    return (
+        parts.scheme in ("https", "http")
+        and bool(parts.hostname)
+        and not parts.query
+        and not parts.fragment
+        and value.startswith(f"{parts.scheme}://")
+    )
 
 
 def _webpush_problems(merged: dict[str, Any]) -> list[Problem]:
