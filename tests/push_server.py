@@ -3,7 +3,10 @@
 Each subscription made by :meth:`PushServer.subscription` has its own P-256
 key pair and auth secret, as a browser's would; the server keeps what it
 received per path, decrypted with that subscription's keys (RFC 8291,
-aes128gcm), and answers each path with the status the test gave it.
+aes128gcm), and answers each path with the status the test gave it: the
+statuses of ``script[path]`` first, one per message, then ``status[path]``
+(default 201). :meth:`PushServer.stop` and :meth:`PushServer.start` take it
+down and bring it back on the same address.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ class Received:
     claims: dict[str, Any]
     vapid_key: str
     payload: Any  # the decrypted JSON
+    status: int = 0  # what the server answered
 
 
 def check_vapid(authorization: str) -> tuple[dict[str, Any], str]:
@@ -63,6 +67,8 @@ class PushServer:
     def __init__(self) -> None:
         self.keys: dict[str, tuple[ec.EllipticCurvePrivateKey, bytes]] = {}
         self.status: dict[str, int] = {}
+        self.script: dict[str, list[int]] = {}
+        self.lock = threading.Lock()
         self.received: list[Received] = []
         self.errors: list[str] = []
         server = self
@@ -71,13 +77,15 @@ class PushServer:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 try:
-                    server.receive(self.path, {k.lower(): v for k, v in self.headers.items()}, body)
+                    got = server.receive(
+                        self.path, {k.lower(): v for k, v in self.headers.items()}, body
+                    )
                 except (AssertionError, InvalidSignature, KeyError, ValueError) as exc:
                     server.errors.append(f"{self.path}: {type(exc).__name__}: {exc}")
                     self.send_response(400)
                     self.end_headers()
                     return
-                status = server.status.get(self.path, 201)
+                got.status = status = server.answer(self.path)
                 self.send_response(status)
                 if status == 201 or 300 <= status < 400:
                     self.send_header("Location", f"{server.base}/messages{self.path}")
@@ -87,17 +95,45 @@ class PushServer:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.base = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.handler = Handler
+        self.httpd: ThreadingHTTPServer | None = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.httpd.server_address[1]
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.thread: threading.Thread | None = None
 
     def __enter__(self) -> PushServer:
-        self.thread.start()
-        return self
+        return self.start()
 
     def __exit__(self, *exc: Any) -> None:
-        self.httpd.shutdown()
+        self.stop()
+
+    def start(self) -> PushServer:
+        """Answer on :attr:`base` (again, after :meth:`stop`)."""
+        if self.httpd is None:
+            self.httpd = ThreadingHTTPServer(("127.0.0.1", self.port), self.handler)
+        if self.thread is None:
+            self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+            self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Close the port: connections are refused until :meth:`start`."""
+        if self.httpd is None:
+            return
+        if self.thread is not None:
+            self.httpd.shutdown()
+            self.thread.join()
+            self.thread = None
         self.httpd.server_close()
+        self.httpd = None
+
+    def answer(self, path: str) -> int:
+        """The status for the next message to ``path``."""
+        with self.lock:
+            script = self.script.get(path)
+            if script:
+                return script.pop(0)
+        return self.status.get(path, 201)
 
     def url(self, path: str) -> str:
         return f"{self.base}{path}"
@@ -112,14 +148,20 @@ class PushServer:
         )
         return {"endpoint": self.url(path), "p256dh": b64url(public), "auth": b64url(auth)}
 
-    def receive(self, path: str, headers: dict[str, str], body: bytes) -> None:
+    def receive(self, path: str, headers: dict[str, str], body: bytes) -> Received:
         assert headers["content-encoding"] == "aes128gcm"
         assert int(headers["ttl"]) >= 0
         claims, key = check_vapid(headers["authorization"])
         assert claims["aud"] == self.base and claims["exp"] > time.time()
         private, auth = self.keys[path]
         plain = http_ece.decrypt(body, private_key=private, auth_secret=auth, version="aes128gcm")
-        self.received.append(Received(path, headers, body, claims, key, json.loads(plain)))
+        got = Received(path, headers, body, claims, key, json.loads(plain))
+        self.received.append(got)
+        return got
 
     def at(self, path: str) -> list[Received]:
         return [r for r in self.received if r.path == path]
+
+    def accepted(self, path: str | None = None) -> list[Received]:
+        """What the server accepted (answered 2xx), at ``path`` or anywhere."""
+        return [r for r in self.received if 200 <= r.status < 300 and path in (None, r.path)]
