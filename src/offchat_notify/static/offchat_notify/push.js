@@ -72,6 +72,21 @@
 
   root.OffchatPush = { enable, disable, supported };
 
+  // What went wrong, shown after the button (role=alert) rather than only in
+  // the console: a browser without a push service rejects the subscription.
+  function say(button, text) {
+    let note = button.nextElementSibling;
+    if (!note || !note.hasAttribute("data-offchat-push-error")) {
+      if (!text) return;
+      note = document.createElement("span");
+      note.setAttribute("data-offchat-push-error", "");
+      note.setAttribute("role", "alert");
+      button.after(note);
+    }
+    note.textContent = text;
+    note.hidden = !text;
+  }
+
   const script = document.currentScript;
   const opts = script ? { base: script.dataset.base, worker: script.dataset.worker } : {};
   function mount() {
@@ -84,10 +99,12 @@
         button.disabled = true;
         enable(opts)
           .then((on) => {
+            say(button, "");
             button.textContent = on ? "Notifications on" : "Notifications blocked";
           })
           .catch((e) => {
             button.disabled = false;
+            say(button, "Could not turn on notifications: " + ((e && e.message) || e));
             console.error(e);
           });
       });
