@@ -21,7 +21,7 @@ from django.utils import timezone
 from . import metrics
 from .backends import get_backend
 from .backends.base import DELIVER, DELIVER_CHANNEL
-from .channels.deliver import lease
+from .channels.pacing import lease
 from .conf import get_settings
 from .models import ChannelSend, DeliveryChunk, Event
 

@@ -205,15 +205,42 @@ def test_without_a_site_url_there_is_no_unsubscribe_header(users, send):
     assert "List-Unsubscribe" not in mail.outbox[0].extra_headers
 
 
+class FakeClock:
+    """A monotonic clock that moves only when the job sleeps."""
+
+    def __init__(self):
+        self.now, self.sent_at = 1000.0, []
+
+    def __call__(self):
+        return self.now
+
+    def sleep(self, seconds):
+        assert seconds > 0
+        self.now += seconds
+
+
+class StampingBackend(CountingBackend):
+    clock: FakeClock
+
+    def send_messages(self, messages):
+        StampingBackend.clock.sent_at.append(StampingBackend.clock.now)
+        return super().send_messages(messages)
+
+
 @override_settings(OFFCHAT_NOTIFY={**SETTINGS, "EMAIL_RATE_LIMIT": 10, "EMAIL_BATCH_SIZE": 2})
-def test_the_rate_limit_sleeps_after_each_batch(users, send):
+def test_the_rate_limit_spaces_every_message_across_batches(users, send, settings):
     CountingBackend.drop_after = 0
     event = send(Audience.users(users), "x", channels=["email"])
     CountingBackend.drop_after = None
-    waits: list[float] = []
-    assert channel_jobs.deliver_channel(event.pk, "email", sleep=waits.append) == 5
-    assert len(waits) == 3  # one per batch: 2, 2 and 1 messages at 10/s
-    assert 0 < waits[0] <= 0.2 and 0 < waits[2] <= 0.1
+    StampingBackend.clock = clock = FakeClock()
+    if django.VERSION >= (6, 1):
+        settings.MAILERS = {"default": {"BACKEND": f"{__name__}.StampingBackend"}}
+    else:
+        settings.EMAIL_BACKEND = f"{__name__}.StampingBackend"
+    assert channel_jobs.deliver_channel(event.pk, "email", sleep=clock.sleep, clock=clock) == 5
+    # 5 messages in 3 batches, 0.1 s apart: never two within a tenth of a second
+    gaps = [b - a for a, b in zip(clock.sent_at, clock.sent_at[1:], strict=False)]
+    assert len(clock.sent_at) == 5 and gaps == pytest.approx([0.1] * 4)
 
 
 def test_transient_and_permanent_errors_are_told_apart():

@@ -2,16 +2,18 @@
 
 The Event's sends were written ``pending`` when its inbox rows were done
 (:func:`offchat_notify.channels.sends.record`, muted users left out in SQL).
-The job claims ``EMAIL_BATCH_SIZE`` of them at a time, sends them on one
-connection, and marks them ``sent`` as soon as the batch's sending returns,
-or ``failed`` for good (a refused or invalid address). A transient error (the
-server away or answering 4xx) gives the rest of the batch back and raises
+The job claims a batch of them at a time (:func:`batch_size`) and sends it
+on one connection. Its :class:`~.pacing.Keeper` spaces the messages to the
+rate limit and, about once a second, marks ``sent`` what went out and renews
+the lease of the rest. A send refused for good (an invalid address, a
+subscription gone) is marked ``failed``. A transient error (the server away
+or answering 4xx) gives the rest of the batch back and raises
 :exc:`~offchat_notify.exceptions.TransientDeliveryError`: the backend retries
 the job with backoff, and the retry sends only what is still ``pending``.
 
-Duplicates: a worker killed after the provider accepted a batch and before
-its ``sent`` marks were committed sends that batch again, at most, once the
-lease of its rows (:func:`lease`) has run out.
+Duplicates: a worker killed after the provider accepted a message and before
+its ``sent`` mark was committed (within the last heartbeat, about a second)
+sends that message again, once the lease (``STUCK_AFTER``) has run out.
 """
 
 from __future__ import annotations
@@ -26,26 +28,30 @@ from offchat_notify.exceptions import TransientDeliveryError
 from offchat_notify.models import ChannelSend, Event
 
 from . import email, sends, webpush
+from .pacing import Keeper, Progress, lease
 
 logger = logging.getLogger(__name__)
 
 #: The job name, as :mod:`offchat_notify.backends.base` declares it.
 DELIVER_CHANNEL = "deliver_channel"
 
-#: The channels that send, by name: a batch of sends in, an Outcome out.
-SENDERS: dict[str, Callable[[list[ChannelSend]], email.Outcome]] = {
+#: The channels that send, by name: a batch of sends and the keeper to call
+#: before each message in, an Outcome out.
+SENDERS: dict[str, Callable[[list[ChannelSend], Callable[[Progress], None]], email.Outcome]] = {
     "email": email.send_batch,
     "webpush": webpush.send_batch,
 }
 
 
-def lease() -> float:
-    """Seconds a job holds the batch it claimed; after that, a job that died
-    is assumed and its batch is sent again: four times ``STUCK_AFTER``, plus
-    what the rate limit makes a batch last."""
+def batch_size(channel: str) -> int:
+    """Sends per batch: ``EMAIL_BATCH_SIZE`` or ``WEBPUSH_BATCH_SIZE``."""
     conf = get_settings()
-    rate = conf.EMAIL_RATE_LIMIT
-    return conf.STUCK_AFTER * 4 + (conf.EMAIL_BATCH_SIZE / rate if rate else 0)
+    return conf.WEBPUSH_BATCH_SIZE if channel == "webpush" else conf.EMAIL_BATCH_SIZE
+
+
+def rate_limit(channel: str) -> float | None:
+    """Messages per second at most (``EMAIL_RATE_LIMIT``, email only), or None."""
+    return get_settings().EMAIL_RATE_LIMIT if channel == "email" else None
 
 
 def sending(event: Event) -> list[str]:
@@ -54,7 +60,11 @@ def sending(event: Event) -> list[str]:
 
 
 def deliver_channel(
-    event_id: int, channel: str, *, sleep: Callable[[float], None] = time.sleep
+    event_id: int,
+    channel: str,
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = monotonic,
 ) -> int | None:
     """Send the pending sends of (Event, channel); return how many were sent now.
 
@@ -71,28 +81,22 @@ def deliver_channel(
     if send_batch is None or channel not in event.channels:
         logger.warning("Event %s has no %r channel to send; nothing to do.", event_id, channel)
         return 0
-    conf = get_settings()
-    rate = conf.EMAIL_RATE_LIMIT
-    total = 0
-    while batch := sends.claim(event_id, channel, conf.EMAIL_BATCH_SIZE, lease()):
-        started = monotonic()
-        outcome = send_batch(batch)
-        sends.mark_sent(outcome.sent)  # right after the batch: the duplicate window
-        sends.mark_failed(outcome.failed)
+    keeper = Keeper(rate=rate_limit(channel), sleep=sleep, clock=clock)
+    size, total = batch_size(channel), 0
+    while batch := sends.claim(event_id, channel, size, lease()):
+        keeper.start(send.pk for send in batch)
+        outcome = send_batch(batch, keeper)
+        keeper.finish(outcome)  # right after the batch: the duplicate window
         total += len(outcome.sent)
         for pk, error in outcome.failed.items():
             logger.warning("Event %s %s send %s failed: %s", event_id, channel, pk, error)
         if outcome.transient is not None:
             done = outcome.sent.keys() | outcome.failed.keys()
             rest = [send.pk for send in batch if send.pk not in done]
-            left = sends.release(rest, outcome.transient, max_attempts=conf.MAX_ATTEMPTS)
+            left = sends.release(rest, outcome.transient, max_attempts=get_settings().MAX_ATTEMPTS)
             raise TransientDeliveryError(
                 f"Event {event_id} {channel}: {outcome.transient}; {left} send(s) of the "
                 f"batch and {sends.remaining(event_id, channel) - left} more wait for a retry"
             )
-        if rate:
-            wait = len(outcome.sent) / rate - (monotonic() - started)
-            if wait > 0:
-                sleep(wait)
     logger.info("Event %s: %d %s message(s) sent.", event_id, total, channel)
     return total

@@ -18,6 +18,7 @@ import email.policy
 import inspect
 import re
 import smtplib
+from collections.abc import Callable
 from email.utils import make_msgid
 from typing import Any
 
@@ -197,11 +198,14 @@ def message_id(message: EmailMultiAlternatives) -> str:
     return str(found) if found else str(message.extra_headers.get("Message-ID", ""))
 
 
-def send_batch(sends: list[ChannelSend]) -> Outcome:
+def send_batch(
+    sends: list[ChannelSend], before: Callable[[Outcome], None] | None = None
+) -> Outcome:
     """Send one batch on one connection; stop at the first transient error.
 
     The messages are built first, a language at a time (one activation per
-    language, not per message), then sent in the batch's order.
+    language, not per message), then sent in the batch's order, each after
+    ``before(outcome so far)`` (the job's pacing and heartbeat).
     """
     outcome = Outcome()
     found: dict[str, tuple[Any, Any, Any | None]] = {}
@@ -226,6 +230,8 @@ def send_batch(sends: list[ChannelSend]) -> Outcome:
     try:
         connection.open()
         for pk, message in built:
+            if before is not None:
+                before(outcome)
             try:
                 connection.send_messages([message])
             except Exception as exc:
@@ -246,10 +252,14 @@ def send_batch(sends: list[ChannelSend]) -> Outcome:
 def _connection() -> Any:
     """A connection of the default mailer: ``mailers.default`` where Django has
     mailers (6.1+: ``MAILERS``, or ``EMAIL_BACKEND`` until it is removed), else
-    ``get_connection()`` (``EMAIL_BACKEND``)."""
-    if _mailers is not None:
-        return _mailers.default
-    return get_connection()
+    ``get_connection()`` (``EMAIL_BACKEND``). Without ``EMAIL_TIMEOUT``, an
+    SMTP connection times out after ``STUCK_AFTER / 2`` seconds."""
+    connection = _mailers.default if _mailers is not None else get_connection()
+    if getattr(connection, "timeout", 0) is None:
+        # Django's SMTP backend without EMAIL_TIMEOUT waits for ever on a hung
+        # server, past the batch's lease: give up well before it runs out.
+        connection.timeout = get_settings().STUCK_AFTER / 2
+    return connection
 
 
 def _text(exc: BaseException) -> str:

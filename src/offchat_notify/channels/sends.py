@@ -102,6 +102,14 @@ def claim(event_id: int, channel: str, size: int, lease: float) -> list[ChannelS
     return batch
 
 
+def renew(ids: list[int]) -> None:
+    """Renew the lease of these claimed sends (still ``pending``): their job is alive."""
+    if ids:
+        ChannelSend.objects.filter(pk__in=ids, state=ChannelSend.State.PENDING).update(
+            claimed_at=timezone.now()
+        )
+
+
 def mark_sent(sent: dict[int, str]) -> None:
     """Mark these sends ``sent`` ({send id: provider message id}), in one transaction."""
     if not sent:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
 from typing import Any
 
 from django.core import checks
@@ -141,8 +142,11 @@ def _push(
     return "ok", str(getattr(response, "headers", {}).get("Location", ""))[:255]
 
 
-def send_batch(sends: list[ChannelSend]) -> Outcome:
-    """Send one batch to every device of its recipients."""
+def send_batch(
+    sends: list[ChannelSend], before: Callable[[Outcome], None] | None = None
+) -> Outcome:
+    """Send one batch to every device of its recipients, each request after
+    ``before(outcome so far)`` (the job's pacing and heartbeat)."""
     outcome = Outcome()
     conf = get_settings()
     if not INSTALLED:
@@ -172,7 +176,11 @@ def send_batch(sends: list[ChannelSend]) -> Outcome:
                 continue
             if send.event_id not in payloads:
                 payloads[send.event_id] = payload(send.event)
-            results = [_push(s, payloads[send.event_id], vapid, session) for s in mine]
+            results = []
+            for subscription in mine:
+                if before is not None:
+                    before(outcome)
+                results.append(_push(subscription, payloads[send.event_id], vapid, session))
             gone += [s.pk for s, (kind, _) in zip(mine, results, strict=True) if kind == "gone"]
             used += [s.pk for s, (kind, _) in zip(mine, results, strict=True) if kind == "ok"]
             accepted = [info for kind, info in results if kind == "ok"]

@@ -89,6 +89,7 @@ class NotifySettings:
     WEBPUSH_VAPID_PUBLIC_KEY: str | None
     WEBPUSH_VAPID_SUBJECT: str | None
     WEBPUSH_TTL: int
+    WEBPUSH_BATCH_SIZE: int
 
     @property
     def backend_path(self) -> str:

@@ -52,6 +52,7 @@ DEFAULTS: dict[str, Any] = {
     "WEBPUSH_VAPID_PUBLIC_KEY": None,
     "WEBPUSH_VAPID_SUBJECT": None,
     "WEBPUSH_TTL": 86400,
+    "WEBPUSH_BATCH_SIZE": 100,
 }
 
 # Removed in 0.3: keys renamed in 0.2. Each still works, with a

@@ -82,6 +82,7 @@ def find_problems(raw: Any) -> list[Problem]:
         "STREAM_REPLAY",
         "EMAIL_BATCH_SIZE",
         "EMAIL_UNSUBSCRIBE_DAYS",
+        "WEBPUSH_BATCH_SIZE",
     ):
         value = merged[key]
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
