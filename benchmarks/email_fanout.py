@@ -17,15 +17,22 @@ In one run, on a scratch PostgreSQL database and Django's dummy email backend
   connection, send, close, record the send; timed over ``--sample`` recipients;
 - ``send_mail``: an inline ``send_mail`` loop over the recipients' addresses,
   one connection per call, with the same templates; timed over ``--sample``.
+- ``request``: what the web request waits for. The inline loop runs in the
+  request, so it holds it for all ``--recipients`` emails (its rate above,
+  times the recipients); ``notify(..., channels=["email"])`` with the
+  ``dramatiq`` backend (Redis, default options) holds it for one Event row
+  and the hand-off, median of 50 calls.
 
-Prints emails per second for each and the ratios, and the peak RSS of the
-process (which ran the offchat job first, so the peak is the job's).
+Prints emails per second for each and the ratios, the request's time both
+ways, and the peak RSS of the process (which ran the offchat job first, so
+the peak is the job's).
 """
 
 from __future__ import annotations
 
 import argparse
 import resource
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -43,11 +50,15 @@ def main() -> None:
     parser.add_argument("--scratch-db", default="offchat_bench_email")
     args = parser.parse_args()
     pg = harness.Postgres.from_url(args.database_url)
-    with harness.scratch_database(pg, args.scratch_db) as name:
+    redis_url, namespace = "redis://127.0.0.1:6379/0", "offchat-bench-email"
+    with (
+        harness.scratch_database(pg, args.scratch_db) as name,
+        harness.redis_namespace(redis_url, namespace),  # the request's messages, deleted
+    ):
         harness.configure_django(
             database=pg.django_database(name),
-            redis_url="redis://127.0.0.1:6379/0",
-            namespace="offchat-bench-email",
+            redis_url=redis_url,
+            namespace=namespace,
             apps=[],
             notify={"BACKEND": "sync"},
             EMAIL_BACKEND="django.core.mail.backends.dummy.EmailBackend",
@@ -114,6 +125,20 @@ def run(recipients: int, sample: int) -> None:
         send_mail(subject, body, None, [address])
     inline = time.perf_counter() - started
 
+    from django.test import override_settings
+
+    from offchat_notify.backends.dramatiq import sender
+
+    calls = []
+    with override_settings(OFFCHAT_NOTIFY={"BACKEND": "dramatiq"}):
+        for _ in range(50):
+            started = time.perf_counter()
+            notify(Audience.role("admin"), "bench.email", title="Flagged", channels=["email"])
+            calls.append(time.perf_counter() - started)
+        sender.flush()
+    request = statistics.median(calls)
+    inline_request = recipients * inline / sample
+
     rate = {
         "offchat": recipients / offchat,
         "per_task": sample / per_task,
@@ -125,6 +150,11 @@ def run(recipients: int, sample: int) -> None:
     for name, value in rate.items():
         print(f"| {name} | {value:,.0f} | {rate['offchat'] / value:.1f}x |")
     print(f"offchat job: {offchat:.1f} s; peak RSS {peak:.0f} MB")
+    print(
+        f"The request, {recipients:,} recipients: the inline send_mail loop holds it "
+        f"{inline_request:.2f} s, notify() with the dramatiq backend {request * 1000:.2f} ms "
+        f"(median of {len(calls)}): {inline_request / request:,.0f}x"
+    )
 
 
 if __name__ == "__main__":

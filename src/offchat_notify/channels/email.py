@@ -112,8 +112,21 @@ def address(user: Any) -> str:
     value = getattr(user, user.get_email_field_name(), "") or ""
     if not value:
         raise ValueError("the user has no email address")
-    validate_email(value)
+    if type(value) is not str or not _PLAIN_ADDRESS.fullmatch(value):
+        validate_email(value)  # ValidationError, a ValueError
     return str(value)
+
+
+#: An address Django's ``validate_email`` accepts, checked faster: a dot-atom
+#: of ASCII letters, digits and ``_+-`` (64 characters at most), ``@``, ASCII
+#: host name labels and a top-level domain of letters (254 in all at most).
+#: Any other address is up to ``validate_email``.
+_PLAIN_ADDRESS = re.compile(
+    r"(?=.{1,254}\Z)(?=[^@]{1,64}@)"
+    r"[A-Za-z0-9_+-]+(?:\.[A-Za-z0-9_+-]+)*"
+    r"@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}",
+    re.ASCII | re.DOTALL,
+)
 
 
 def one_line(text: str) -> str:

@@ -35,8 +35,22 @@ class Unsubscribe:
 
 
 def make_token(user_id: Any, channel: str, verb: str) -> str:
-    signer = signing.TimestampSigner(salt=SALT)
-    return signer.sign_object({"u": str(user_id), "c": channel, "v": verb}, compress=True)
+    # zlib makes the payload of a usual verb longer, and sign_object then keeps
+    # it as it is: compressing is tried for a long verb only. Either way the
+    # token reads back the same (read_token).
+    payload = {"u": str(user_id), "c": channel, "v": verb}
+    return _signer(settings.SECRET_KEY).sign_object(payload, compress=len(verb) > _SHORT)
+
+
+#: A verb up to this long is signed uncompressed: zlib does not shorten
+#: ``{"u":…,"c":…,"v":…}`` with a verb such as ``comment.posted``.
+_SHORT = 64
+
+
+@functools.lru_cache(maxsize=4)
+def _signer(key: Any) -> signing.TimestampSigner:
+    """The signer of tokens with ``key``, made once (an email batch signs one a message)."""
+    return signing.TimestampSigner(key=key, salt=SALT)
 
 
 def read_token(token: str) -> Unsubscribe:

@@ -26,7 +26,13 @@ class ChannelSend(models.Model):
 
     id = models.BigAutoField(primary_key=True)
     event = models.ForeignKey(
-        "offchat_notify.Event", verbose_name=_("event"), on_delete=models.CASCADE, related_name="+"
+        "offchat_notify.Event",
+        verbose_name=_("event"),
+        on_delete=models.CASCADE,
+        related_name="+",
+        # The unique (event, recipient, channel) index serves lookups by event:
+        # a second index would only be written on every insert and update.
+        db_index=False,
     )
     recipient = models.ForeignKey(
         settings.AUTH_USER_MODEL,
