@@ -71,3 +71,39 @@ def test_a_retry_counts_what_is_there_instead_of_trusting_what_it_added(make_use
     assert any(counts_rows(s) for s in sql)
     event.refresh_from_db()
     assert (event.state, event.recipient_count) == (Event.State.DELIVERED, 6)
+
+
+@pytest.mark.postgres
+@override_settings(OFFCHAT_NOTIFY={"BACKEND": "sync", "EMAIL_BATCH_SIZE": 3})
+def test_a_channel_batch_is_claimed_in_one_statement_on_rows_updated_in_place(make_users):
+    from offchat_notify.channels import sends
+    from offchat_notify.models import ChannelSend
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the one-statement claim and the fillfactor are PostgreSQL's")
+    # Given an Event's 5 pending email sends
+    users = make_users(5)
+    event = Event.objects.create(verb="x", audience=Audience.users(users).spec, channels=["email"])
+    for user in users:
+        ChannelSend.objects.create(event=event, recipient=user, channel="email")
+    # When a job claims a batch: the claim, the Event, the recipients
+    with CaptureQueriesContext(connection) as queries:
+        batch = sends.claim(event.pk, "email", 3, lease=15)
+    sql = [q["sql"] for q in queries.captured_queries]
+    assert len(sql) == 3, sql
+    assert sql[0].startswith("WITH picked AS") and "RETURNING" in sql[0]
+    # Then it holds the first three, with their recipients, and nothing else reads the table
+    assert [s.recipient_id for s in batch] == [u.pk for u in users[:3]]
+    assert [s.recipient.username for s in batch] == [u.username for u in users[:3]]
+    assert {s.attempts for s in batch} == {1}
+    with CaptureQueriesContext(connection) as queries:
+        assert [s.event.verb for s in batch] == ["x"] * 3 and {s.channel for s in batch} == {
+            "email"
+        }
+    assert queries.captured_queries == []
+    # And the table leaves room in its pages for those in-place (HOT) updates
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT reloptions FROM pg_class WHERE relname = %s", [ChannelSend._meta.db_table]
+        )
+        assert "fillfactor=50" in cursor.fetchone()[0]
