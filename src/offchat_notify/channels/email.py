@@ -59,8 +59,11 @@ _MAX_LINE = 998
 
 
 class Message(EmailMultiAlternatives):
-    """An email whose headers are folded at 998 characters, not 78, so that the
-    ``List-Unsubscribe`` URL stays one unencoded word whatever its length."""
+    """An email whose ``List-Unsubscribe`` URL stays one unencoded word
+    whatever its length. On Django 6 (the modern email API), headers are
+    folded at 998 characters, not 78. Django 5.2's legacy API never encodes
+    it, and may fold the header before the ``<`` (folding white space, which
+    RFC 2369 allows and a reader unfolds)."""
 
     def message(self, *args: Any, **kwargs: Any) -> Any:
         if _POLICY_ARGUMENT:
