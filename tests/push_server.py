@@ -6,7 +6,10 @@ received per path, decrypted with that subscription's keys (RFC 8291,
 aes128gcm), and answers each path with the status the test gave it: the
 statuses of ``script[path]`` first, one per message, then ``status[path]``
 (default 201). :meth:`PushServer.stop` and :meth:`PushServer.start` take it
-down and bring it back on the same address.
+down and bring it back on the same address. ``delay`` (seconds, default 0)
+makes it a slow push service: each message is recorded as it arrives, then
+answered that long after, so a worker (which sends one request after the
+other) sends at most one message per ``delay``.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ class Received:
     vapid_key: str
     payload: Any  # the decrypted JSON
     status: int = 0  # what the server answered
+    at: float = 0.0  # time.monotonic() when it arrived
 
 
 def check_vapid(authorization: str) -> tuple[dict[str, Any], str]:
@@ -71,6 +75,7 @@ class PushServer:
         self.lock = threading.Lock()
         self.received: list[Received] = []
         self.errors: list[str] = []
+        self.delay = 0.0  # seconds between recording a message and answering it
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -86,6 +91,8 @@ class PushServer:
                     self.end_headers()
                     return
                 got.status = status = server.answer(self.path)
+                if server.delay:
+                    time.sleep(server.delay)
                 self.send_response(status)
                 if status == 201 or 300 <= status < 400:
                     self.send_header("Location", f"{server.base}/messages{self.path}")
@@ -155,7 +162,7 @@ class PushServer:
         assert claims["aud"] == self.base and claims["exp"] > time.time()
         private, auth = self.keys[path]
         plain = http_ece.decrypt(body, private_key=private, auth_secret=auth, version="aes128gcm")
-        got = Received(path, headers, body, claims, key, json.loads(plain))
+        got = Received(path, headers, body, claims, key, json.loads(plain), at=time.monotonic())
         self.received.append(got)
         return got
 

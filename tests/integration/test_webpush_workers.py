@@ -8,14 +8,19 @@ import time
 from collections import Counter
 
 import pytest
+from django.db import connection
 from py_vapid import Vapid02
 
 from offchat_notify import Audience, notify
 from offchat_notify.channels import webpush
+from offchat_notify.channels.pacing import HEARTBEAT
+from offchat_notify.conf.defaults import DEFAULTS
 from offchat_notify.models import ChannelSend, PushSubscription
+from offchat_notify.models.push import endpoint_digest
 from offchat_notify.preferences import mute
 from offchat_notify.relay import relay_channels
 from tests.helpers import wait_for
+from tests.integration.schedulers import Schedulers
 from tests.push_server import PushServer
 
 pytestmark = [pytest.mark.postgres, pytest.mark.worker, pytest.mark.redis]
@@ -203,3 +208,88 @@ def test_the_push_service_down_during_a_fan_out_loses_nothing(
     assert {r.payload["id"] for r in server.received} == {event.pk}
     assert PushSubscription.objects.count() == len(users)  # a refused connection deletes none
     assert relay_channels() == []
+
+
+def subscribe_many(server, users):
+    """One device each, in one INSERT (bulk_create skips save(): set the digest here)."""
+    rows = []
+    for i, user in enumerate(users):
+        info = server.subscription(f"/u{i}")
+        rows.append(
+            PushSubscription(user=user, endpoint_digest=endpoint_digest(info["endpoint"]), **info)
+        )
+    PushSubscription.objects.bulk_create(rows)
+    return [f"/u{i}" for i in range(len(users))]
+
+
+@pytest.mark.slow
+def test_a_worker_sigkilled_mid_fan_out_is_taken_over_within_a_minute(
+    postgres, redis_url, redis_broker, start_worker, make_users, server, tmp_path
+):
+    # Given 2,000 users with a device each (50 of them muted for web push), the default
+    # batches, lease and relay (WEBPUSH_BATCH_SIZE 100, STUCK_AFTER 15 s, the scheduler's
+    # relay every 5 s), and a push service that answers each message 20 ms after it
+    # arrives, so that the fan-out lasts long enough to be killed in the middle (web push
+    # has no rate limit) and a second of pushes is fewer than a batch
+    delay, batch = 0.02, DEFAULTS["WEBPUSH_BATCH_SIZE"]
+    server.delay = delay
+    users = make_users(2000)
+    paths = subscribe_many(server, users)
+    for user in users[:50]:
+        mute(user, "webpush")
+    unmuted = paths[50:]
+    first = start(start_worker).wait_ready()
+    schedulers = Schedulers(redis_url, connection.settings_dict["NAME"], tmp_path)
+    [scheduler] = schedulers.start(1, backend="dramatiq", broker="redis", SCHEDULE={}, **KEYS)
+    event = notify(Audience.users(users), "x", title="Kill", channels=["webpush"])
+    try:
+        wait_for(
+            lambda: len(server.received) >= 1470,  # 70 into the 15th batch
+            timeout=120,
+            what="1,470 push messages",
+            on_fail=report(server, first),
+        )
+        # When the worker is SIGKILLed in the middle of the fan-out (and of a batch)
+        first.kill()
+        killed = time.monotonic()
+        marked = ChannelSend.objects.filter(state="sent").count()
+        time.sleep(0.2)  # a request in flight at the kill is recorded by now
+        at_kill = len(server.received)
+        last_second = sum(r.at > killed - HEARTBEAT for r in server.received)
+        assert at_kill < len(unmuted), "the fan-out finished before the kill; nothing was tested"
+        # And a worker is started again
+        second = start(start_worker).wait_ready()
+        wait_for(
+            lambda: ChannelSend.objects.filter(state="sent").count() == len(unmuted),
+            timeout=90,
+            what="all 1,950 messages sent after the kill",
+            on_fail=lambda: f"{report(server, second)()}\n{schedulers.outputs()}",
+        )
+        recovered = time.monotonic() - killed
+    finally:
+        schedulers.cleanup()
+    time.sleep(1)
+    # Then every unmuted device has the message, the muted none, nothing else arrived
+    assert server.errors == []
+    received = Counter(r.path for r in server.received)
+    assert set(received) == set(unmuted)
+    assert {r.payload["id"] for r in server.received} == {event.pk}
+    assert ChannelSend.objects.exclude(state="sent").count() == 0
+    duplicates = sum(n - 1 for n in received.values())
+    print(
+        f"\nwebpush SIGKILL at {at_kill} messages received ({marked} marked sent): all "
+        f"{len(unmuted):,} sent {recovered:.1f} s after the kill; {duplicates} duplicate(s) "
+        f"(unmarked at the kill: {at_kill - marked}; {last_second} received in the second "
+        f"before it; batch {batch}, {delay * 1000:.0f} ms a push)"
+    )
+    # And the duplicates are at most what was received and not marked at the kill, which
+    # is at most what the job sent since its last heartbeat. That bound does not depend on
+    # the machine's speed: the job marks what went out before a message once HEARTBEAT
+    # (1 s) has passed since its last mark, so the unmarked messages all started within
+    # one HEARTBEAT; it sends one message after the other and the server answers each
+    # one `delay` after it arrived, so at most HEARTBEAT / delay + 1 (51) of them fit.
+    # A slower machine sends fewer. That is below the batch (100), which the end of a
+    # batch bounds by itself: killed 70 into a batch, a job that marked only at the end
+    # of its batches would leave 70 unmarked.
+    assert duplicates <= at_kill - marked <= HEARTBEAT / delay + 1 < batch
+    assert recovered < 60
