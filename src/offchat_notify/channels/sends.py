@@ -120,7 +120,7 @@ def _claim_in_one_statement(
     quote = connection.ops.quote_name
     table = quote(ChannelSend._meta.db_table)
     # What the senders read; the rest (timestamps, errors) is deferred, as .only() would.
-    fields = [ChannelSend._meta.get_field(name) for name in _CLAIMED_FIELDS]
+    fields = [f for f in ChannelSend._meta.concrete_fields if f.name in _CLAIMED_FIELDS]
     columns = ", ".join(f"{table}.{quote(f.column)}" for f in fields)
     stamp = ChannelSend._meta.get_field("claimed_at")
     sql = (

@@ -10,13 +10,17 @@
   written from now on.
 """
 
+from __future__ import annotations
+
+from typing import Any
+
 import django.db.models.deletion
 from django.db import migrations, models
 
 FILLFACTOR = 50
 
 
-def set_fillfactor(apps, schema_editor, value=FILLFACTOR):
+def set_fillfactor(apps: Any, schema_editor: Any, value: int | None = FILLFACTOR) -> None:
     if schema_editor.connection.vendor != "postgresql":
         return
     table = schema_editor.quote_name(apps.get_model("offchat_notify", "ChannelSend")._meta.db_table)
@@ -26,7 +30,7 @@ def set_fillfactor(apps, schema_editor, value=FILLFACTOR):
         schema_editor.execute(f"ALTER TABLE {table} SET (fillfactor = {int(value)})")
 
 
-def reset_fillfactor(apps, schema_editor):
+def reset_fillfactor(apps: Any, schema_editor: Any) -> None:
     set_fillfactor(apps, schema_editor, None)
 
 
