@@ -142,7 +142,7 @@ def run_job(*args: Any, **kwargs: Any) -> None:
 
 @dramatiq.actor(actor_name="offchat_notify.deliver_channel", queue_name=QUEUE, **DELIVER_OPTIONS)
 def deliver_channel(*args: Any, **kwargs: Any) -> None:
-    """Send one channel of an Event (its emails): an Event id and a channel name.
+    """Send one channel of an Event (emails, web pushes): an Event id and a channel name.
 
     A transient error (the SMTP server away, a 4xx) is retried with backoff,
     up to ``MAX_ATTEMPTS``; the relay takes over from there.

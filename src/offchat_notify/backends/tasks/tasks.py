@@ -82,7 +82,7 @@ def run_job(name: str) -> None:
 
 @task(backend=ALIAS, queue_name=QUEUE)
 def deliver_channel(event_id: int, channel: str) -> None:
-    """Send one channel of an Event (its emails); a transient error fails the task
+    """Send one channel of an Event (its emails or web pushes); a transient error fails the task
     and leaves the sends pending, for the relay."""
     if _run(DELIVER_CHANNEL, event_id, channel) is None:
         raise PoisonMessage(f"No Event with id {event_id!r}.")
